@@ -1,0 +1,50 @@
+#!/usr/bin/env python3
+"""CDK app entry point: the only place that reads the environment and CDK context."""
+
+from __future__ import annotations
+
+import os
+
+import aws_cdk as cdk
+from cdk_nag import AwsSolutionsChecks
+
+from contextual_targeting.stack import ContextualTargetingSettings, ContextualTargetingStack
+
+
+def _flag(app: cdk.App, key: str, default: bool) -> bool:
+    """Read a boolean context value given as true/false (the CLI passes strings)."""
+    value = app.node.try_get_context(key)
+    if value is None:
+        return default
+    if isinstance(value, bool):
+        return value
+    if str(value).lower() in ("true", "1", "yes"):
+        return True
+    if str(value).lower() in ("false", "0", "no"):
+        return False
+    raise ValueError(f"context {key!r}: expected true or false, got {value!r}")
+
+
+def settings_from_context(app: cdk.App) -> ContextualTargetingSettings:
+    """Collect the deployment choices given with `-c key=value` or in cdk.json."""
+    return ContextualTargetingSettings(
+        email=app.node.try_get_context("email") or None,
+        pinpoint=_flag(app, "pinpoint", default=False),
+        pinpoint_project_name=app.node.try_get_context("pinpointProjectName") or "personalize",
+        pinpoint_application_id=app.node.try_get_context("pinpointApplicationId") or None,
+    )
+
+
+app = cdk.App()
+ContextualTargetingStack(
+    app,
+    app.node.try_get_context("stackName") or "ContextualTargeting",
+    settings=settings_from_context(app),
+    # Environment-agnostic unless the CLI knows an account (it then sets these two variables).
+    env=cdk.Environment(
+        account=os.environ.get("CDK_DEFAULT_ACCOUNT"), region=os.environ.get("CDK_DEFAULT_REGION")
+    ),
+    description="contextual-targeting: ML audience segments from Amazon Personalize",
+)
+cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+app.synth()

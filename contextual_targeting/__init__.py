@@ -1,0 +1,1 @@
+"""contextual-targeting: ML audience segments from Amazon Personalize, delivered to engagement channels."""

@@ -1,0 +1,83 @@
+"""ContextualTargetingStack: composes the components and wires them together."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import aws_cdk as cdk
+from constructs import Construct
+
+from contextual_targeting.notifications import Notifications
+from contextual_targeting.personalize_training_pipeline import (
+    PersonalizeTrainingPipeline,
+    PersonalizeTrainingPipelineProps,
+)
+from contextual_targeting.pinpoint_segment_importer import (
+    PinpointSegmentImporter,
+    PinpointSegmentImporterProps,
+)
+from contextual_targeting.storage import access_log_bucket
+
+
+@dataclass(frozen=True, kw_only=True)
+class ContextualTargetingSettings:
+    """Deployment choices, read from CDK context by `app.py`."""
+
+    email: str | None = None
+    """Address that receives run summaries (subscription confirmed by email); none when omitted."""
+    pinpoint: bool = False
+    """Include the Amazon Pinpoint destination (Pinpoint reached end of support on 2026-10-30)."""
+    pinpoint_project_name: str = "personalize"
+    """Name of the Pinpoint project to create."""
+    pinpoint_application_id: str | None = None
+    """Import into this existing Pinpoint project instead of creating one."""
+
+
+class ContextualTargetingStack(cdk.Stack):
+    """Personalize training, segment post-processing and the chosen destinations, in one stack."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: ContextualTargetingSettings,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+
+        access_logs = access_log_bucket(self, "AccessLogsBucket")
+        notifications = Notifications(self, "Notifications", email=settings.email)
+
+        training = PersonalizeTrainingPipeline(
+            self,
+            "Training",
+            props=PersonalizeTrainingPipelineProps(
+                access_logs_bucket=access_logs, notification_topic=notifications.topic
+            ),
+        )
+
+        self._output("PersonalizeBucketName", training.bucket.bucket_name, "Upload training data here")
+        self._output("EventBusArn", training.event_bus.event_bus_arn, "Pipeline state-change events")
+        self._output("EventBusName", training.event_bus.event_bus_name, "Pipeline state-change events")
+        self._output("NotificationTopicArn", notifications.topic.topic_arn, "Run summaries")
+
+        if settings.pinpoint:
+            importer = PinpointSegmentImporter(
+                self,
+                "Pinpoint",
+                props=PinpointSegmentImporterProps(
+                    access_logs_bucket=access_logs,
+                    event_bus=training.event_bus,
+                    notification_topic=notifications.topic,
+                    project_name=settings.pinpoint_project_name,
+                    application_id=settings.pinpoint_application_id,
+                ),
+            )
+            self._output("SegmentImportBucketName", importer.bucket.bucket_name, "Pinpoint import files")
+            self._output("PinpointApplicationId", importer.application_id, "Pinpoint project")
+
+    def _output(self, name: str, value: str, description: str) -> None:
+        """Stack output under a stable name: the CLI and the README look outputs up by it."""
+        cdk.CfnOutput(self, name, value=value, description=description)

@@ -1,0 +1,49 @@
+"""Shared fixtures: the stack synthesized once, with the feature flags of cdk.json."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk.assertions import Template
+
+from contextual_targeting.stack import ContextualTargetingSettings, ContextualTargetingStack
+
+REPO = Path(__file__).resolve().parents[1]
+# cdk.App() in tests does not read cdk.json: pass its context (feature flags) explicitly.
+CDK_CONTEXT = json.loads((REPO / "cdk.json").read_text())["context"]
+TEST_ENV = cdk.Environment(account="123456789012", region="eu-central-1")
+
+
+def build_stack(settings: ContextualTargetingSettings | None = None) -> ContextualTargetingStack:
+    """A fresh app holding the stack, as `app.py` builds it, in a fixed account and region."""
+    app = cdk.App(context=CDK_CONTEXT)
+    return ContextualTargetingStack(
+        app, "ContextualTargeting", settings=settings or ContextualTargetingSettings(), env=TEST_ENV
+    )
+
+
+@pytest.fixture(scope="session")
+def stack() -> ContextualTargetingStack:
+    """The default stack (no email, no Pinpoint destination)."""
+    return build_stack()
+
+
+@pytest.fixture(scope="session")
+def template(stack: ContextualTargetingStack) -> Template:
+    """Template of the default stack."""
+    return Template.from_stack(stack)
+
+
+@pytest.fixture(scope="session")
+def full_stack() -> ContextualTargetingStack:
+    """The stack with every option on: email subscription and the Pinpoint destination."""
+    return build_stack(ContextualTargetingSettings(email="marketing@example.com", pinpoint=True))
+
+
+@pytest.fixture(scope="session")
+def full_template(full_stack: ContextualTargetingStack) -> Template:
+    """Template of the stack with every option on."""
+    return Template.from_stack(full_stack)
