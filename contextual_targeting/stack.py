@@ -63,6 +63,9 @@ class ContextualTargetingStack(cdk.Stack):
         self._output("EventBusName", training.event_bus.event_bus_name, "Pipeline state-change events")
         self._output("NotificationTopicArn", notifications.topic.topic_arn, "Run summaries")
 
+        # ---- SegmentPostprocessor (wired here) ----
+
+
         if settings.pinpoint:
             importer = PinpointSegmentImporter(
                 self,
@@ -77,6 +80,7 @@ class ContextualTargetingStack(cdk.Stack):
             )
             self._output("SegmentImportBucketName", importer.bucket.bucket_name, "Pinpoint import files")
             self._output("PinpointApplicationId", importer.application_id, "Pinpoint project")
+            # ---- PinpointSegmentImporter wiring continues here ----
 
     def _output(self, name: str, value: str, description: str) -> None:
         """Stack output under a stable name: the CLI and the README look outputs up by it."""

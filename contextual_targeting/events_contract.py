@@ -1,0 +1,26 @@
+"""The pipeline's public event contract: one source, one detail-type per kind of state change.
+
+Every event goes onto the pipeline's custom bus with `source` = EVENT_SOURCE. Destinations
+subscribe to SEGMENT_READY; its detail is documented in the README ("Events").
+"""
+
+EVENT_SOURCE = "contextual-targeting"
+
+# Training workflow: `Personalize <Resource> State Change`, detail at least
+# {Arn, Status, DatasetGroupName, DatasetGroupArn}; batch segment jobs add {JobName, OutputS3Uri}.
+PERSONALIZE_STATE_CHANGE = "Personalize {resource} State Change"
+BATCH_SEGMENT_JOB_STATE_CHANGE = PERSONALIZE_STATE_CHANGE.format(resource="Batch Segment Job")
+
+# Post-processing: one per non-empty segment, detail
+# {SegmentName, Query, SegmentUri, UserCount, JobArn, JobName, DatasetGroupName, ManifestUri}.
+SEGMENT_READY = "Segment Ready"
+# Post-processing problems (failed query line, empty segment, failed run).
+SEGMENT_POSTPROCESSING_STATE_CHANGE = "Segment Postprocessing State Change"
+
+# Pinpoint destination.
+PINPOINT_IMPORT_STATE_CHANGE = "Pinpoint Segment Import State Change"
+
+
+def personalize_state_change(resource: str) -> str:
+    """Detail-type for a Personalize resource, e.g. `Personalize Solution Version State Change`."""
+    return PERSONALIZE_STATE_CHANGE.format(resource=resource)

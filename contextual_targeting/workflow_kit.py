@@ -1,0 +1,179 @@
+"""Building blocks every workflow of the project shares: state machines, retries, events, emails."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+from aws_cdk import aws_events as events
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
+from constructs import Construct
+
+from contextual_targeting.events_contract import EVENT_SOURCE
+from contextual_targeting.nag import acknowledge
+
+LAMBDA_ROOT = Path(__file__).resolve().parents[1] / "lambda"
+LAMBDA_RUNTIME = lambda_.Runtime.PYTHON_3_13
+
+
+def add_sdk_retry(task: sfn.TaskStateBase, errors: Sequence[str], *, max_attempts: int = 6) -> None:
+    """Retry throttling/transient service errors with jittered exponential backoff (2 s .. 60 s).
+
+    Name the errors as the service's API model declares them: Personalize declares no throttling
+    error, so a throttled call arrives as `Personalize.PersonalizeException`; Pinpoint declares
+    `Pinpoint.TooManyRequestsException`.
+    """
+    task.add_retry(
+        errors=[*errors],
+        interval=cdk.Duration.seconds(2),
+        backoff_rate=2,
+        max_attempts=max_attempts,
+        max_delay=cdk.Duration.seconds(60),
+        jitter_strategy=sfn.JitterType.FULL,
+    )
+
+
+def put_event(
+    scope: Construct,
+    construct_id: str,
+    *,
+    bus: events.IEventBus,
+    detail_type: str,
+    detail: Mapping[str, Any],
+    state_name: str | None = None,
+) -> tasks.EventBridgePutEvents:
+    """Task that puts one event with the project's source on the pipeline bus; keeps the state input."""
+    task = tasks.EventBridgePutEvents(
+        scope,
+        construct_id,
+        state_name=state_name,
+        entries=[
+            tasks.EventBridgePutEventsEntry(
+                event_bus=bus,
+                source=EVENT_SOURCE,
+                detail_type=detail_type,
+                detail=sfn.TaskInput.from_object(dict(detail)),
+            )
+        ],
+        result_path=sfn.JsonPath.DISCARD,
+    )
+    add_sdk_retry(task, ["EventBridge.EventBridgeException", "EventBridge.InternalException"])
+    return task
+
+
+def notify(
+    scope: Construct,
+    construct_id: str,
+    *,
+    topic: sns.ITopic,
+    subject: str,
+    message: sfn.TaskInput,
+    state_name: str | None = None,
+) -> tasks.SnsPublish:
+    """Task that emails a summary through the notification topic; keeps the state input."""
+    task = tasks.SnsPublish(
+        scope,
+        construct_id,
+        state_name=state_name,
+        topic=topic,
+        subject=subject,
+        message=message,
+        result_path=sfn.JsonPath.DISCARD,
+    )
+    add_sdk_retry(
+        task, ["SNS.ThrottledException", "SNS.InternalErrorException", "SNS.KmsThrottlingException"]
+    )
+    return task
+
+
+def logged_state_machine(
+    scope: Construct,
+    construct_id: str,
+    *,
+    definition: sfn.IChainable,
+    timeout: cdk.Duration,
+    comment: str,
+    include_execution_data: bool = True,
+) -> sfn.StateMachine:
+    """Standard state machine with X-Ray tracing and ALL-level logs kept for 30 days."""
+    log_group = logs.LogGroup(
+        scope,
+        f"{construct_id}Logs",
+        retention=logs.RetentionDays.ONE_MONTH,
+        removal_policy=cdk.RemovalPolicy.DESTROY,
+    )
+    machine = sfn.StateMachine(
+        scope,
+        construct_id,
+        comment=comment,
+        definition_body=sfn.DefinitionBody.from_chainable(definition),
+        timeout=timeout,
+        tracing_enabled=True,
+        logs=sfn.LogOptions(
+            destination=log_group,
+            level=sfn.LogLevel.ALL,
+            include_execution_data=include_execution_data,
+        ),
+    )
+    acknowledge(
+        machine.role,
+        "IAM5",
+        "X-Ray segments and CloudWatch Logs delivery have no resource-level permissions "
+        "(xray:PutTraceSegments, logs:CreateLogDelivery and friends need Resource '*').",
+        findings=["Resource::*"],
+    )
+    return machine
+
+
+def python_function(
+    scope: Construct,
+    construct_id: str,
+    *,
+    component: str,
+    description: str,
+    memory_size: int = 512,
+    timeout: cdk.Duration | None = None,
+    environment: Mapping[str, str] | None = None,
+) -> lambda_.Function:
+    """Python Lambda from `lambda/<component>/` (`handler.handler`), traced, logs kept 30 days."""
+    log_group = logs.LogGroup(
+        scope,
+        f"{construct_id}Logs",
+        retention=logs.RetentionDays.ONE_MONTH,
+        removal_policy=cdk.RemovalPolicy.DESTROY,
+    )
+    function = lambda_.Function(
+        scope,
+        construct_id,
+        description=description,
+        runtime=LAMBDA_RUNTIME,
+        architecture=lambda_.Architecture.ARM_64,
+        handler="handler.handler",
+        # __pycache__ would change the asset hash from one machine to the next.
+        code=lambda_.Code.from_asset(str(LAMBDA_ROOT / component), exclude=["__pycache__", "*.pyc"]),
+        memory_size=memory_size,
+        timeout=timeout or cdk.Duration.minutes(1),
+        environment=dict(environment or {}),
+        tracing=lambda_.Tracing.ACTIVE,
+        log_group=log_group,
+    )
+    assert function.role is not None
+    acknowledge(
+        function.role,
+        "IAM4",
+        "AWSLambdaBasicExecutionRole only allows writing the function's own logs.",
+        findings=["Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"],
+    )
+    acknowledge(
+        function.role,
+        "IAM5",
+        "X-Ray tracing (xray:PutTraceSegments, xray:PutTelemetryRecords) has no resource-level permissions.",
+        findings=["Resource::*"],
+    )
+    return function
