@@ -35,16 +35,22 @@ def settings_from_context(app: cdk.App) -> ContextualTargetingSettings:
     )
 
 
-app = cdk.App()
-ContextualTargetingStack(
-    app,
-    app.node.try_get_context("stackName") or "ContextualTargeting",
-    settings=settings_from_context(app),
-    # Environment-agnostic unless the CLI knows an account (it then sets these two variables).
-    env=cdk.Environment(
-        account=os.environ.get("CDK_DEFAULT_ACCOUNT"), region=os.environ.get("CDK_DEFAULT_REGION")
-    ),
-    description="contextual-targeting: ML audience segments from Amazon Personalize",
-)
-cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
-app.synth()
+def main() -> None:
+    """Synthesize the stack, with the cdk-nag AwsSolutions checks as part of synth."""
+    app = cdk.App()
+    ContextualTargetingStack(
+        app,
+        app.node.try_get_context("stackName") or "ContextualTargeting",
+        settings=settings_from_context(app),
+        # Environment-agnostic unless the CLI knows an account (it then sets these two variables).
+        env=cdk.Environment(
+            account=os.environ.get("CDK_DEFAULT_ACCOUNT"), region=os.environ.get("CDK_DEFAULT_REGION")
+        ),
+        description="contextual-targeting: ML audience segments from Amazon Personalize",
+    )
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    app.synth()
+
+
+if __name__ == "__main__":
+    main()
