@@ -13,7 +13,7 @@ EMAIL ?=
 DEPLOY_CONTEXT := $(CONTEXT) $(if $(EMAIL),-c email=$(EMAIL))
 TEMPLATES = cdk.out/*.template.json
 
-.PHONY: setup synth test lint typecheck unit snapshot-update deploy diff destroy clean
+.PHONY: setup synth test lint typecheck unit snapshot-update bootstrap deploy diff destroy clean
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -47,6 +47,9 @@ test: lint typecheck unit
 
 snapshot-update: setup
 	pytest tests/test_stack_snapshot.py --snapshot-update
+
+bootstrap: setup
+	$(CDK) bootstrap
 
 diff: setup
 	$(CDK) diff $(DEPLOY_CONTEXT)
