@@ -65,7 +65,6 @@ class ContextualTargetingStack(cdk.Stack):
 
         # ---- SegmentPostprocessor (wired here) ----
 
-
         if settings.pinpoint:
             importer = PinpointSegmentImporter(
                 self,
