@@ -1,0 +1,41 @@
+"""Local execution of Step Functions definitions against scripted AWS answers (see harness.py)."""
+
+from .harness import (
+    HISTORY_EVENT_LIMIT,
+    PAYLOAD_LIMIT_BYTES,
+    AwsError,
+    Execution,
+    HarnessError,
+    InvalidDefinitionError,
+    RunawayExecutionError,
+    ScriptExhaustedError,
+    TaskCall,
+    UnscriptedCallError,
+    WorkflowHungError,
+    definition_from_chainable,
+    definition_from_template,
+    render_tokens,
+    retry_interval,
+    run_workflow,
+    script,
+)
+
+__all__ = [
+    "HISTORY_EVENT_LIMIT",
+    "PAYLOAD_LIMIT_BYTES",
+    "AwsError",
+    "Execution",
+    "HarnessError",
+    "InvalidDefinitionError",
+    "RunawayExecutionError",
+    "ScriptExhaustedError",
+    "TaskCall",
+    "UnscriptedCallError",
+    "WorkflowHungError",
+    "definition_from_chainable",
+    "definition_from_template",
+    "render_tokens",
+    "retry_interval",
+    "run_workflow",
+    "script",
+]
