@@ -1,21 +1,33 @@
-"""PersonalizeTrainingPipeline: the data bucket, the Personalize service role and the pipeline event bus."""
+"""PersonalizeTrainingPipeline: data bucket, Personalize role, event bus and the training workflow.
+
+A config upload (`train/<dataset-group>/<name>_config.json`) starts the training workflow
+(`training_workflow.py`) through an EventBridge rule on the account's default bus.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import aws_cdk as cdk
+from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
-from constructs import Construct
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct, IConstruct
 
 from contextual_targeting.layout import BATCH_PREFIX, TRAIN_PREFIX
 from contextual_targeting.nag import acknowledge, objects_finding
 from contextual_targeting.storage import secure_bucket
+from contextual_targeting.training_workflow import TrainingWorkflowProps, build_training_workflow
+from contextual_targeting.workflow_kit import logged_state_machine, python_function
 
 PERSONALIZE_PRINCIPAL = "personalize.amazonaws.com"
+CONFIG_KEY_PATTERN = f"{TRAIN_PREFIX}*/*_config.json"
+"""EventBridge wildcard for config uploads; the validator rejects deeper keys that `*` also matches."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -75,6 +87,145 @@ class PersonalizeTrainingPipeline(Construct):
             statement.add_conditions(personalize_conditions)
             bucket.add_to_resource_policy(statement)
 
+        self.state_machine: sfn.IStateMachine = self._training_workflow(stack, bucket, role, props)
+
+    def _training_workflow(
+        self,
+        stack: cdk.Stack,
+        bucket: s3.Bucket,
+        role: iam.Role,
+        props: PersonalizeTrainingPipelineProps,
+    ) -> sfn.StateMachine:
+        """Validator, upload ledger, state machine and the rule that starts it on config uploads."""
+        validator = python_function(
+            self,
+            "ConfigValidator",
+            component="training_config_validator",
+            description="Validates a training config and its files and returns the training run plan",
+            memory_size=256,
+            timeout=cdk.Duration.seconds(60),
+            environment={"PERSONALIZE_ROLE_ARN": role.role_arn},
+        )
+        for prefix in (TRAIN_PREFIX, BATCH_PREFIX):
+            bucket.grant_read(validator, f"{prefix}*")
+        assert validator.role is not None
+        acknowledge(
+            validator,
+            "L1",
+            "The runtime is pinned project-wide in workflow_kit.LAMBDA_RUNTIME (python3.13, boto3 included).",
+        )
+        acknowledge(
+            validator.role,
+            "IAM5",
+            "The validator reads the config, the first line of each CSV and the query files: keys under "
+            "train/ and batch/ chosen by the uploader (grant_read adds s3:GetObject*/GetBucket*/List*).",
+            findings=[
+                *(objects_finding(bucket, f"{prefix}*") for prefix in (TRAIN_PREFIX, BATCH_PREFIX)),
+                "Action::s3:GetBucket*",
+                "Action::s3:GetObject*",
+                "Action::s3:List*",
+            ],
+        )
+
+        # Dedupe: the EventBridge target for Step Functions cannot name the execution, so the first state
+        # records bucket/key/versionId with a conditional put and a repeated delivery stops right there.
+        uploads = dynamodb.Table(
+            self,
+            "ConfigUploads",
+            partition_key=dynamodb.Attribute(name="Upload", type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            # One small item per config upload; losing it only means a repeated delivery could run again.
+            removal_policy=cdk.RemovalPolicy.DESTROY,
+        )
+
+        machine = logged_state_machine(
+            self,
+            "TrainingWorkflow",
+            definition=build_training_workflow(
+                self,
+                props=TrainingWorkflowProps(
+                    bus=self.event_bus,
+                    topic=props.notification_topic,
+                    validator=validator,
+                    uploads=uploads,
+                    personalize_role=role,
+                ),
+            ),
+            # Longer than the per-resource bounds added up, so a stuck resource fails with an email first.
+            timeout=cdk.Duration.hours(48),
+            comment="Training config upload -> validated plan -> Personalize resources -> batch segment jobs",
+            # The config and the plan hold names and schemas, no secrets: keep them in the logs for debugging.
+            include_execution_data=True,
+        )
+        # SnsPublish grants sns:Publish only; the topic is KMS-encrypted and grant_publish adds
+        # kms:GenerateDataKey*/kms:Decrypt on its key, without which every email would fail.
+        props.notification_topic.grant_publish(machine)
+        self._acknowledge_workflow_role(stack, machine, validator)
+
+        self.config_rule = events.Rule(
+            self,
+            "ConfigUploaded",
+            description="Training config uploaded to the data bucket -> training workflow",
+            event_pattern=events.EventPattern(
+                source=["aws.s3"],
+                detail_type=["Object Created"],
+                detail={
+                    "bucket": {"name": [bucket.bucket_name]},
+                    "object": {"key": [{"wildcard": CONFIG_KEY_PATTERN}]},
+                },
+            ),
+            targets=[
+                targets.SfnStateMachine(
+                    machine,
+                    input=events.RuleTargetInput.from_object(
+                        {
+                            "Source": {
+                                "Bucket": events.EventField.from_path("$.detail.bucket.name"),
+                                "Key": events.EventField.from_path("$.detail.object.key"),
+                                "VersionId": events.EventField.from_path("$.detail.object.version-id"),
+                                "ETag": events.EventField.from_path("$.detail.object.etag"),
+                            }
+                        }
+                    ),
+                )
+            ],
+        )
+        return machine
+
+    def _acknowledge_workflow_role(
+        self, stack: cdk.Stack, machine: sfn.StateMachine, validator: lambda_.IFunction
+    ) -> None:
+        """Name each wildcard the training workflow's role holds, with the reason it needs it."""
+        findings = [
+            f"Resource::{_finding_arn(stack, resource)}/*"
+            for resource in (
+                "schema",
+                "dataset-group",
+                "dataset",
+                "dataset-import-job",
+                "solution",
+                "batch-segment-job",
+                "filter",
+            )
+        ]
+        acknowledge(
+            machine.role,
+            "IAM5",
+            "Personalize resource names come from the uploaded config and job names are made per run, so the "
+            "workflow is scoped to each Personalize resource type of this account and region. "
+            "lambda:InvokeFunction on the validator's versions (`:*`) is how LambdaInvoke grants it.",
+            findings=[*findings, f"Resource::<{_logical_id(validator)}.Arn>:*"],
+        )
+        acknowledge(
+            machine.role,
+            "IAM5",
+            "Publishing to the KMS-encrypted notification topic needs kms:GenerateDataKey* on its key.",
+            findings=["Action::kms:GenerateDataKey*"],
+        )
+
 
 def _personalize_s3_access(bucket: s3.IBucket) -> list[iam.PolicyStatement]:
     """Read `train/` and `batch/`, write `batch/` (job output), list the bucket."""
@@ -90,3 +241,18 @@ def _personalize_s3_access(bucket: s3.IBucket) -> list[iam.PolicyStatement]:
         # Listing reveals key names only; Personalize lists the bucket before it reads or writes.
         iam.PolicyStatement(actions=["s3:ListBucket"], resources=[bucket.bucket_arn]),
     ]
+
+
+def _finding_arn(stack: cdk.Stack, resource_type: str) -> str:
+    """How cdk-nag prints `Stack.format_arn(service="personalize", resource=<type>)` in a finding."""
+    partition = "<AWS::Partition>" if cdk.Token.is_unresolved(stack.partition) else stack.partition
+    region = "<AWS::Region>" if cdk.Token.is_unresolved(stack.region) else stack.region
+    account = "<AWS::AccountId>" if cdk.Token.is_unresolved(stack.account) else stack.account
+    return f"arn:{partition}:personalize:{region}:{account}:{resource_type}"
+
+
+def _logical_id(construct: IConstruct) -> str:
+    """Logical id of a construct's CloudFormation resource, as cdk-nag prints it in findings."""
+    resource = construct.node.default_child
+    assert isinstance(resource, cdk.CfnElement)
+    return cdk.Stack.of(resource).get_logical_id(resource)

@@ -1,0 +1,24 @@
+"""Lambda entry point: validate an uploaded training config and return the run plan."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import boto3
+from training_config import Target, validate_upload
+
+_S3 = boto3.client("s3")
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Event {Bucket, Key, StartTime}; the account, region and partition come from the function's own ARN."""
+    _, partition, _, region, account, *_ = context.invoked_function_arn.split(":")
+    target = Target(
+        partition=partition,
+        region=region,
+        account=account,
+        bucket=event["Bucket"],
+        role_arn=os.environ["PERSONALIZE_ROLE_ARN"],
+    )
+    return validate_upload(_S3, target, event["Key"], event["StartTime"])
