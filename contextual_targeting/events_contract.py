@@ -10,6 +10,8 @@ EVENT_SOURCE = "contextual-targeting"
 # {Arn, Status, DatasetGroupName, DatasetGroupArn}; batch segment jobs add {JobName, OutputS3Uri}.
 PERSONALIZE_STATE_CHANGE = "Personalize {resource} State Change"
 BATCH_SEGMENT_JOB_STATE_CHANGE = PERSONALIZE_STATE_CHANGE.format(resource="Batch Segment Job")
+# One per training run, at its end: {Status, DatasetGroupName, ConfigKey, ExecutionArn, ...}.
+TRAINING_RUN_STATE_CHANGE = "Training Workflow State Change"
 
 # Post-processing: one per non-empty segment, detail
 # {SegmentName, Query, SegmentUri, UserCount, JobArn, JobName, DatasetGroupName, ManifestUri}.

@@ -18,7 +18,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from contextual_targeting.events_contract import personalize_state_change
+from contextual_targeting.events_contract import TRAINING_RUN_STATE_CHANGE, personalize_state_change
 from contextual_targeting.polling import (
     ALREADY_EXISTS,
     BATCH_SEGMENT_JOB,
@@ -39,8 +39,6 @@ from contextual_targeting.polling import (
 )
 from contextual_targeting.workflow_kit import add_sdk_retry, notify, put_event
 
-TRAINING_RUN_STATE_CHANGE = "Training Workflow State Change"
-"""Run-level event: `{Status: SUCCEEDED|FAILED, DatasetGroupName, ConfigKey, ExecutionArn, ...}`."""
 FILE_CHECK_INTERVAL = 30
 """Seconds between two looks for training files the config needs but the bucket does not have yet."""
 FILE_CHECKS = 20

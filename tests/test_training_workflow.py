@@ -12,9 +12,10 @@ from aws_cdk.assertions import Template
 from contextual_targeting.events_contract import (
     BATCH_SEGMENT_JOB_STATE_CHANGE,
     EVENT_SOURCE,
+    TRAINING_RUN_STATE_CHANGE,
     personalize_state_change,
 )
-from contextual_targeting.training_workflow import FILE_CHECK_INTERVAL, FILE_CHECKS, TRAINING_RUN_STATE_CHANGE
+from contextual_targeting.training_workflow import FILE_CHECK_INTERVAL, FILE_CHECKS
 from tests.conftest import build_stack
 from tests.sfn_local import Execution, definition_from_template, run_workflow
 from tests.test_training_workflow_fakes import (
