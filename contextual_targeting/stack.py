@@ -17,6 +17,7 @@ from contextual_targeting.pinpoint_segment_importer import (
     PinpointSegmentImporter,
     PinpointSegmentImporterProps,
 )
+from contextual_targeting.segment_postprocessor import SegmentPostprocessor, SegmentPostprocessorProps
 from contextual_targeting.storage import access_log_bucket
 
 
@@ -59,11 +60,30 @@ class ContextualTargetingStack(cdk.Stack):
         )
 
         self._output("PersonalizeBucketName", training.bucket.bucket_name, "Upload training data here")
+        self._output(
+            "TrainingStateMachineArn",
+            training.state_machine.state_machine_arn,
+            "Runs on each train/<dataset-group>/<name>_config.json upload",
+        )
         self._output("EventBusArn", training.event_bus.event_bus_arn, "Pipeline state-change events")
         self._output("EventBusName", training.event_bus.event_bus_name, "Pipeline state-change events")
         self._output("NotificationTopicArn", notifications.topic.topic_arn, "Run summaries")
 
         # ---- SegmentPostprocessor (wired here) ----
+        postprocessor = SegmentPostprocessor(
+            self,
+            "SegmentPostprocessor",
+            props=SegmentPostprocessorProps(
+                bucket=training.bucket,
+                event_bus=training.event_bus,
+                notification_topic=notifications.topic,
+            ),
+        )
+        self._output(
+            "SegmentPostprocessorStateMachineArn",
+            postprocessor.state_machine.state_machine_arn,
+            "Splits finished batch segment jobs into segments",
+        )
 
         if settings.pinpoint:
             importer = PinpointSegmentImporter(
@@ -75,11 +95,27 @@ class ContextualTargetingStack(cdk.Stack):
                     notification_topic=notifications.topic,
                     project_name=settings.pinpoint_project_name,
                     application_id=settings.pinpoint_application_id,
+                    segments_bucket=training.bucket,
                 ),
             )
             self._output("SegmentImportBucketName", importer.bucket.bucket_name, "Pinpoint import files")
             self._output("PinpointApplicationId", importer.application_id, "Pinpoint project")
             # ---- PinpointSegmentImporter wiring continues here ----
+            self._output(
+                "PinpointPrepareStateMachineArn",
+                importer.prepare_state_machine.state_machine_arn,
+                "Segment Ready -> Pinpoint import file",
+            )
+            self._output(
+                "PinpointImportStateMachineArn",
+                importer.import_state_machine.state_machine_arn,
+                "Import file -> Pinpoint segment",
+            )
+            self._output(
+                "PinpointDispatchStateMachineArn",
+                importer.dispatch_state_machine.state_machine_arn,
+                "S3 Object Created -> one import per object version",
+            )
 
     def _output(self, name: str, value: str, description: str) -> None:
         """Stack output under a stable name: the CLI and the README look outputs up by it."""
