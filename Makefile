@@ -17,11 +17,13 @@ TEMPLATES = cdk.out/*.template.json
 
 setup: $(VENV)/.installed node_modules/.installed
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (set PYTHON=python3.x)")'
 	$(PYTHON) -m venv $(VENV)
 	# One pip run for everything: moto and aws-cdk-lib must agree on python-dateutil.
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	# The package itself, editable: puts the `contextual-targeting` command into .venv/bin.
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $@
 
 node_modules/.installed: package.json package-lock.json

@@ -1,0 +1,149 @@
+"""`segments`: the produced segments, from the post-processor's manifests (and Pinpoint's import runs)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from contextual_targeting.cli.executions import describe, recent_executions
+from contextual_targeting.layout import SEGMENTS_PREFIX
+
+MANIFEST_NAME = "manifest.json"
+# Pinpoint import runs older than this are not looked at (Step Functions keeps 90 days of history).
+PINPOINT_LOOKBACK = timedelta(days=90)
+MAX_PINPOINT_RUNS = 500
+
+
+@dataclass(frozen=True, kw_only=True)
+class SegmentRow:
+    """One query's outcome in a batch segment job, with its Pinpoint import when there is one."""
+
+    dataset_group: str
+    job: str
+    query: str
+    status: str
+    segment: str | None
+    file: str | None
+    users: int
+    error: str | None = None
+    endpoints: int | None = None
+    import_status: str | None = None
+
+    def document(self) -> dict[str, Any]:
+        """The row as JSON (the `--json` output)."""
+        return asdict(self)
+
+
+def read_manifest(s3: Any, bucket: str, key: str) -> dict[str, Any]:
+    """A manifest document (small: one entry per query, at most 10)."""
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"]
+    try:
+        value = json.loads(body.read())
+    finally:
+        body.close()
+    return value if isinstance(value, dict) else {}
+
+
+def manifest_keys(s3: Any, bucket: str, dataset_group: str | None = None) -> list[str]:
+    """Keys of every `segments/<dataset-group>/<job>/manifest.json`, oldest job name first."""
+    prefix = f"{SEGMENTS_PREFIX}{dataset_group}/" if dataset_group else SEGMENTS_PREFIX
+    keys = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        keys += [o["Key"] for o in page.get("Contents", []) if o["Key"].endswith(f"/{MANIFEST_NAME}")]
+    return sorted(keys)
+
+
+def manifest_rows(manifest: dict[str, Any], bucket: str) -> list[SegmentRow]:
+    """One row per query of the manifest."""
+    rows = []
+    for entry in manifest.get("Segments", []):
+        key = entry.get("Key")
+        rows.append(
+            SegmentRow(
+                dataset_group=str(manifest.get("DatasetGroupName", "")),
+                job=str(manifest.get("JobName", "")),
+                query=str(entry.get("Query") or ""),
+                status=str(entry.get("Status", "")),
+                segment=entry.get("SegmentName"),
+                file=entry.get("SegmentUri")
+                or (f"s3://{entry.get('Bucket') or bucket}/{key}" if key else None),
+                users=int(entry.get("UserCount") or 0),
+                error=entry.get("Error"),
+            )
+        )
+    return rows
+
+
+@dataclass(frozen=True, kw_only=True)
+class PinpointStatus:
+    """What the Pinpoint destination did with one segment."""
+
+    endpoints: int | None
+    import_status: str | None
+
+
+def pinpoint_statuses(
+    sfn: Any, *, prepare_machine: str | None, import_machine: str | None, now: datetime | None = None
+) -> dict[str, PinpointStatus]:
+    """By segment name: endpoint count (prepare run) and import status (import run), newest runs win."""
+    since = (now or datetime.now(UTC)) - PINPOINT_LOOKBACK
+    endpoints: dict[str, int] = {}
+    statuses: dict[str, str] = {}
+    # Imports first: an import's status says more than its prepare run's (setdefault keeps the first).
+    for machine, is_import in ((import_machine, True), (prepare_machine, False)):
+        if machine is None:
+            continue
+        for execution in recent_executions(sfn, machine, since, limit=MAX_PINPOINT_RUNS):
+            view = describe(sfn, str(execution["executionArn"]), with_history=False)
+            name = view.output.get("SegmentName") or view.input.get("detail", {}).get("SegmentName")
+            if not name:
+                if is_import:
+                    # The import's output names the segment; a run still going is known by its file only.
+                    name = str(view.input.get("Key", "")).rsplit("/", 1)[-1].removesuffix(".csv") or None
+                if not name:
+                    continue
+            if is_import:
+                statuses.setdefault(name, str(view.output.get("Status") or view.status))
+                continue
+            if "EndpointCount" in view.output:
+                endpoints.setdefault(name, int(view.output["EndpointCount"]))
+            if view.status != "SUCCEEDED":
+                statuses.setdefault(name, "PREPARING" if not view.finished else f"PREPARE {view.status}")
+            elif not view.output.get("Key"):
+                statuses.setdefault(name, str(view.output.get("Status") or "NOT IMPORTED"))
+    return {
+        name: PinpointStatus(endpoints=endpoints.get(name), import_status=statuses.get(name))
+        for name in set(endpoints) | set(statuses)
+    }
+
+
+def list_segments(
+    s3: Any,
+    bucket: str,
+    *,
+    dataset_group: str | None = None,
+    pinpoint: dict[str, PinpointStatus] | None = None,
+) -> list[SegmentRow]:
+    """Every query outcome of every manifest, with Pinpoint's endpoints and import status when known."""
+    rows: list[SegmentRow] = []
+    for key in manifest_keys(s3, bucket, dataset_group):
+        rows += manifest_rows(read_manifest(s3, bucket, key), bucket)
+    if pinpoint:
+        rows = [_with_pinpoint(row, pinpoint) for row in rows]
+    return rows
+
+
+def _with_pinpoint(row: SegmentRow, pinpoint: dict[str, PinpointStatus]) -> SegmentRow:
+    status = pinpoint.get(row.segment or "")
+    if status is None:
+        return row
+    values = row.document() | {"endpoints": status.endpoints, "import_status": status.import_status}
+    return SegmentRow(**values)
+
+
+def to_json(rows: Iterable[SegmentRow]) -> str:
+    """The `--json` output: a list of row objects."""
+    return json.dumps([r.document() for r in rows], indent=2)
