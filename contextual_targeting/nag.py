@@ -20,9 +20,29 @@ def acknowledge(construct: IConstruct, rule: str, reason: str, findings: Iterabl
         cdk.Validations.of(construct).acknowledge(cdk.Acknowledgment(id=rule_id, reason=reason))
 
 
+def resource_finding(scope: IConstruct, value: str) -> str:
+    """The IAM5 finding cdk-nag reports for a resource string: `Ref`s as `<Id>`, `GetAtt`s as `<Id.Attr>`.
+
+    An acknowledgment id is plain text, while ARNs hold tokens (the account and region of an
+    environment-agnostic synth, other resources' attributes): render them as cdk-nag prints them.
+    """
+
+    def render(node: object) -> str:
+        if isinstance(node, str):
+            return node
+        if isinstance(node, dict) and len(node) == 1:
+            ((function, argument),) = node.items()
+            if function == "Ref":
+                return f"<{argument}>"
+            if function == "Fn::GetAtt":
+                return f"<{argument[0]}.{argument[1]}>"
+            if function == "Fn::Join":
+                return str(argument[0]).join(render(part) for part in argument[1])
+        raise ValueError(f"cannot render {node!r} as a cdk-nag finding")
+
+    return f"Resource::{render(cdk.Stack.of(scope).resolve(value))}"
+
+
 def objects_finding(bucket: s3.IBucket, key_pattern: str) -> str:
     """The IAM5 finding cdk-nag reports for `bucket.arn_for_objects(key_pattern)`."""
-    cfn_bucket = bucket.node.default_child
-    assert isinstance(cfn_bucket, cdk.CfnElement), "only buckets defined in this app have a finding id"
-    logical_id = cdk.Stack.of(cfn_bucket).get_logical_id(cfn_bucket)
-    return f"Resource::<{logical_id}.Arn>/{key_pattern}"
+    return resource_finding(bucket, bucket.arn_for_objects(key_pattern))

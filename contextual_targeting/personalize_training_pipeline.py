@@ -17,10 +17,10 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
-from constructs import Construct, IConstruct
+from constructs import Construct
 
 from contextual_targeting.layout import BATCH_PREFIX, TRAIN_PREFIX
-from contextual_targeting.nag import acknowledge, objects_finding
+from contextual_targeting.nag import acknowledge, objects_finding, resource_finding
 from contextual_targeting.storage import secure_bucket
 from contextual_targeting.training_workflow import TrainingWorkflowProps, build_training_workflow
 from contextual_targeting.workflow_kit import logged_state_machine, python_function
@@ -200,7 +200,7 @@ class PersonalizeTrainingPipeline(Construct):
     ) -> None:
         """Name each wildcard the training workflow's role holds, with the reason it needs it."""
         findings = [
-            f"Resource::{_finding_arn(stack, resource)}/*"
+            resource_finding(stack, stack.format_arn(service="personalize", resource=resource)) + "/*"
             for resource in (
                 "schema",
                 "dataset-group",
@@ -217,7 +217,7 @@ class PersonalizeTrainingPipeline(Construct):
             "Personalize resource names come from the uploaded config and job names are made per run, so the "
             "workflow is scoped to each Personalize resource type of this account and region. "
             "lambda:InvokeFunction on the validator's versions (`:*`) is how LambdaInvoke grants it.",
-            findings=[*findings, f"Resource::<{_logical_id(validator)}.Arn>:*"],
+            findings=[*findings, resource_finding(stack, validator.function_arn) + ":*"],
         )
         acknowledge(
             machine.role,
@@ -241,18 +241,3 @@ def _personalize_s3_access(bucket: s3.IBucket) -> list[iam.PolicyStatement]:
         # Listing reveals key names only; Personalize lists the bucket before it reads or writes.
         iam.PolicyStatement(actions=["s3:ListBucket"], resources=[bucket.bucket_arn]),
     ]
-
-
-def _finding_arn(stack: cdk.Stack, resource_type: str) -> str:
-    """How cdk-nag prints `Stack.format_arn(service="personalize", resource=<type>)` in a finding."""
-    partition = "<AWS::Partition>" if cdk.Token.is_unresolved(stack.partition) else stack.partition
-    region = "<AWS::Region>" if cdk.Token.is_unresolved(stack.region) else stack.region
-    account = "<AWS::AccountId>" if cdk.Token.is_unresolved(stack.account) else stack.account
-    return f"arn:{partition}:personalize:{region}:{account}:{resource_type}"
-
-
-def _logical_id(construct: IConstruct) -> str:
-    """Logical id of a construct's CloudFormation resource, as cdk-nag prints it in findings."""
-    resource = construct.node.default_child
-    assert isinstance(resource, cdk.CfnElement)
-    return cdk.Stack.of(resource).get_logical_id(resource)

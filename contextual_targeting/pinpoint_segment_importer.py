@@ -27,7 +27,7 @@ from constructs import Construct
 
 from contextual_targeting.events_contract import EVENT_SOURCE, SEGMENT_READY
 from contextual_targeting.layout import PINPOINT_IMPORT_PREFIX, SEGMENTS_PREFIX
-from contextual_targeting.nag import acknowledge, objects_finding
+from contextual_targeting.nag import acknowledge, objects_finding, resource_finding
 from contextual_targeting.pinpoint_workflows import (
     PinpointTarget,
     backoff_schedule,
@@ -232,8 +232,8 @@ class PinpointSegmentImporter(Construct):
                 "only. lambda:InvokeFunction on the function's versions (`:*`) is how LambdaInvoke grants "
                 "its one function.",
                 findings=[
-                    _finding(stack, f"{self.application_arn}/jobs/{kind}/*"),
-                    _finding(stack, function.function_arn) + ":*",
+                    resource_finding(stack, f"{self.application_arn}/jobs/{kind}/*"),
+                    resource_finding(stack, function.function_arn) + ":*",
                 ],
             )
         self.prepare_state_machine: sfn.IStateMachine = prepare_machine
@@ -333,22 +333,3 @@ def _check_prefixes(import_prefix: str, export_prefix: str) -> None:
             f"export_prefix {export_prefix!r} and import_prefix {import_prefix!r} must not overlap: "
             "every export would start an import"
         )
-
-
-def _finding(stack: cdk.Stack, value: str) -> str:
-    """The IAM5 finding cdk-nag reports for a resource string: `Ref`s as `<Id>`, `GetAtt`s as `<Id.Attr>`."""
-
-    def render(node: object) -> str:
-        if isinstance(node, str):
-            return node
-        if isinstance(node, dict) and len(node) == 1:
-            ((fn, arg),) = node.items()
-            if fn == "Ref":
-                return f"<{arg}>"
-            if fn == "Fn::GetAtt":
-                return f"<{arg[0]}.{arg[1]}>"
-            if fn == "Fn::Join":
-                return str(arg[0]).join(render(part) for part in arg[1])
-        raise ValueError(f"cannot render {node!r} as a cdk-nag finding")
-
-    return f"Resource::{render(stack.resolve(value))}"

@@ -7,7 +7,6 @@ event are the contract every destination subscribes to (see the README, "Segment
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import aws_cdk as cdk
 from aws_cdk import aws_events as events
@@ -27,7 +26,7 @@ from contextual_targeting.events_contract import (
     SEGMENT_READY,
 )
 from contextual_targeting.layout import BATCH_PREFIX, SEGMENTS_PREFIX
-from contextual_targeting.nag import acknowledge, objects_finding
+from contextual_targeting.nag import acknowledge, objects_finding, resource_finding
 from contextual_targeting.workflow_kit import (
     add_sdk_retry,
     logged_state_machine,
@@ -111,14 +110,14 @@ class SegmentPostprocessor(Construct):
             "IAM5",
             "lambda:InvokeFunction on the split function's versions and aliases (`<arn>:*`), as the "
             "Step Functions Lambda integration grants it.",
-            findings=[f"Resource::<{_logical_id(function)}.Arn>:*"],
+            findings=[resource_finding(self, function.function_arn) + ":*"],
         )
         acknowledge(
             self.state_machine,
             "IAM5",
             "DescribeBatchSegmentJob on this account's batch segment jobs: the training workflow names "
             "a fresh job per run, so the job ARN is only known from the triggering event.",
-            findings=[f"Resource::{_nag_text(self, _describe_resource(self))}"],
+            findings=[resource_finding(self, _describe_resource(self))],
         )
 
         self.rule: events.IRule = events.Rule(
@@ -394,29 +393,3 @@ def _describe_resource(scope: Construct) -> str:
     return cdk.Stack.of(scope).format_arn(
         service="personalize", resource="batch-segment-job", resource_name="*"
     )
-
-
-def _nag_text(scope: Construct, value: str) -> str:
-    """`value` as cdk-nag prints it in a finding: tokens become `<AWS::AccountId>`, `<Logical.Attr>`.
-
-    An acknowledgment id must be a plain string, and an environment-agnostic synth leaves the account
-    (and maybe the region) as tokens in the ARN.
-    """
-    resolved = cdk.Stack.of(scope).resolve(value)
-    if isinstance(resolved, str):
-        return resolved
-    parts = resolved["Fn::Join"][1]
-    return "".join(part if isinstance(part, str) else _nag_reference(part) for part in parts)
-
-
-def _nag_reference(part: dict[str, Any]) -> str:
-    if "Ref" in part:
-        return f"<{part['Ref']}>"
-    logical_id, attribute = part["Fn::GetAtt"]
-    return f"<{logical_id}.{attribute}>"
-
-
-def _logical_id(construct: Construct) -> str:
-    cfn = construct.node.default_child
-    assert isinstance(cfn, cdk.CfnElement)
-    return cdk.Stack.of(cfn).get_logical_id(cfn)
