@@ -26,3 +26,8 @@ PINPOINT_IMPORT_STATE_CHANGE = "Pinpoint Segment Import State Change"
 def personalize_state_change(resource: str) -> str:
     """Detail-type for a Personalize resource, e.g. `Personalize Solution Version State Change`."""
     return PERSONALIZE_STATE_CHANGE.format(resource=resource)
+
+
+# Customer Profiles destination: one per segment upload, detail {SegmentName, SegmentDefinitionArn,
+# UploadJobId, Status, ProfilesUploaded, ProfilesFailed, UsersWithoutContact, MembersRemoved, FailureReason}.
+CUSTOMER_PROFILES_SEGMENT_STATE_CHANGE = "Customer Profiles Segment State Change"

@@ -1,7 +1,7 @@
 """PersonalizeTrainingPipeline: data bucket, Personalize role, event bus and the training workflow.
 
 A config upload (`train/<dataset-group>/<name>_config.json`) starts the training workflow
-(`training_workflow.py`) through an EventBridge rule on the account's default bus.
+(`training_workflow.py`) once per object version, through `object_trigger.OncePerObjectVersion`.
 """
 
 from __future__ import annotations
@@ -9,9 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import aws_cdk as cdk
-from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
@@ -21,6 +19,7 @@ from constructs import Construct
 
 from contextual_targeting.layout import BATCH_PREFIX, TRAIN_PREFIX
 from contextual_targeting.nag import acknowledge, objects_finding, resource_finding
+from contextual_targeting.object_trigger import OncePerObjectVersion, OncePerObjectVersionProps
 from contextual_targeting.storage import secure_bucket
 from contextual_targeting.training_workflow import TrainingWorkflowProps, build_training_workflow
 from contextual_targeting.workflow_kit import logged_state_machine, python_function
@@ -96,7 +95,7 @@ class PersonalizeTrainingPipeline(Construct):
         role: iam.Role,
         props: PersonalizeTrainingPipelineProps,
     ) -> sfn.StateMachine:
-        """Validator, upload ledger, state machine and the rule that starts it on config uploads."""
+        """Validator, state machine and the trigger that starts it once per config upload."""
         validator = python_function(
             self,
             "ConfigValidator",
@@ -127,20 +126,6 @@ class PersonalizeTrainingPipeline(Construct):
             ],
         )
 
-        # Dedupe: the EventBridge target for Step Functions cannot name the execution, so the first state
-        # records bucket/key/versionId with a conditional put and a repeated delivery stops right there.
-        uploads = dynamodb.Table(
-            self,
-            "ConfigUploads",
-            partition_key=dynamodb.Attribute(name="Upload", type=dynamodb.AttributeType.STRING),
-            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True
-            ),
-            # One small item per config upload; losing it only means a repeated delivery could run again.
-            removal_policy=cdk.RemovalPolicy.DESTROY,
-        )
-
         machine = logged_state_machine(
             self,
             "TrainingWorkflow",
@@ -150,7 +135,6 @@ class PersonalizeTrainingPipeline(Construct):
                     bus=self.event_bus,
                     topic=props.notification_topic,
                     validator=validator,
-                    uploads=uploads,
                     personalize_role=role,
                 ),
             ),
@@ -165,34 +149,18 @@ class PersonalizeTrainingPipeline(Construct):
         props.notification_topic.grant_publish(machine)
         self._acknowledge_workflow_role(stack, machine, validator)
 
-        self.config_rule = events.Rule(
+        trigger = OncePerObjectVersion(
             self,
-            "ConfigUploaded",
-            description="Training config uploaded to the data bucket -> training workflow",
-            event_pattern=events.EventPattern(
-                source=["aws.s3"],
-                detail_type=["Object Created"],
-                detail={
-                    "bucket": {"name": [bucket.bucket_name]},
-                    "object": {"key": [{"wildcard": CONFIG_KEY_PATTERN}]},
-                },
+            "ConfigTrigger",
+            props=OncePerObjectVersionProps(
+                bucket=bucket,
+                key_filter={"wildcard": CONFIG_KEY_PATTERN},
+                target=machine,
+                description="Training config uploaded to the data bucket -> training workflow",
             ),
-            targets=[
-                targets.SfnStateMachine(
-                    machine,
-                    input=events.RuleTargetInput.from_object(
-                        {
-                            "Source": {
-                                "Bucket": events.EventField.from_path("$.detail.bucket.name"),
-                                "Key": events.EventField.from_path("$.detail.object.key"),
-                                "VersionId": events.EventField.from_path("$.detail.object.version-id"),
-                                "ETag": events.EventField.from_path("$.detail.object.etag"),
-                            }
-                        }
-                    ),
-                )
-            ],
         )
+        self.config_rule: events.IRule = trigger.rule
+        self.dispatch_state_machine: sfn.IStateMachine = trigger.state_machine
         return machine
 
     def _acknowledge_workflow_role(

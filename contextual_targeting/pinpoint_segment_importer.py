@@ -3,11 +3,12 @@
 Amazon Pinpoint reached end of support on 2026-10-30; the stack includes this destination only when
 asked (`-c pinpoint=true`). The `Segment Ready` event and segment file stay the contract.
 
-Two workflows and a dispatcher:
+Two workflows:
 - prepare (on `Segment Ready`): one endpoint export of the project, a streaming join Lambda, the `Id` file
   under the import prefix;
-- dispatch (on S3 `Object Created` under the import prefix): starts one import per object version;
-- import: inspects the file, `CreateImportJob` with `DefineSegment`, polls `GetImportJob` with backoff.
+- import (once per object version created under the import prefix, through
+  `object_trigger.OncePerObjectVersion`): inspects the file, `CreateImportJob` with `DefineSegment`, polls
+  `GetImportJob` with backoff.
 """
 
 from __future__ import annotations
@@ -28,10 +29,10 @@ from constructs import Construct
 from contextual_targeting.events_contract import EVENT_SOURCE, SEGMENT_READY
 from contextual_targeting.layout import PINPOINT_IMPORT_PREFIX, SEGMENTS_PREFIX
 from contextual_targeting.nag import acknowledge, objects_finding, resource_finding
+from contextual_targeting.object_trigger import OncePerObjectVersion, OncePerObjectVersionProps
 from contextual_targeting.pinpoint_workflows import (
     PinpointTarget,
     backoff_schedule,
-    dispatch_workflow,
     import_workflow,
     prepare_workflow,
 )
@@ -213,13 +214,6 @@ class PinpointSegmentImporter(Construct):
             timeout=props.import_timeout.plus(cdk.Duration.minutes(30)),
             comment="Import file -> Pinpoint static segment (CreateImportJob with DefineSegment), polled",
         )
-        dispatch_machine = logged_state_machine(
-            self,
-            "DispatchWorkflow",
-            definition=dispatch_workflow(self, import_machine=import_machine),
-            timeout=cdk.Duration.minutes(5),
-            comment="S3 Object Created under the import prefix -> one import execution per object version",
-        )
         for machine, kind, function in (
             (prepare_machine, "export", join),
             (import_machine, "import", inspect),
@@ -238,7 +232,6 @@ class PinpointSegmentImporter(Construct):
             )
         self.prepare_state_machine: sfn.IStateMachine = prepare_machine
         self.import_state_machine: sfn.IStateMachine = import_machine
-        self.dispatch_state_machine: sfn.IStateMachine = dispatch_machine
 
         self.segment_ready_rule = events.Rule(
             self,
@@ -248,22 +241,20 @@ class PinpointSegmentImporter(Construct):
             event_pattern=events.EventPattern(source=[EVENT_SOURCE], detail_type=[SEGMENT_READY]),
             targets=[targets.SfnStateMachine(prepare_machine)],
         )
-        # Default bus: S3 sends its events there. Only the import prefix starts imports, so the export
-        # prefix (and anything else in the bucket) never does.
-        self.import_rule = events.Rule(
+        # Only the import prefix starts imports, so the export prefix (and anything else in the bucket)
+        # never does.
+        trigger = OncePerObjectVersion(
             self,
-            "ImportFileRule",
-            description="New file under the import prefix -> Pinpoint import",
-            event_pattern=events.EventPattern(
-                source=["aws.s3"],
-                detail_type=["Object Created"],
-                detail={
-                    "bucket": {"name": [bucket.bucket_name]},
-                    "object": {"key": [{"prefix": props.import_prefix}]},
-                },
+            "ImportTrigger",
+            props=OncePerObjectVersionProps(
+                bucket=bucket,
+                key_filter={"prefix": props.import_prefix},
+                target=import_machine,
+                description="New file under the import prefix -> Pinpoint import",
             ),
-            targets=[targets.SfnStateMachine(dispatch_machine)],
         )
+        self.import_rule: events.IRule = trigger.rule
+        self.dispatch_state_machine: sfn.IStateMachine = trigger.state_machine
 
     def _pinpoint_role(self, bucket: s3.Bucket, props: PinpointSegmentImporterProps) -> iam.Role:
         """Role Pinpoint assumes for this project only: read the import prefix, write the export prefix."""

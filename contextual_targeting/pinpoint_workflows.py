@@ -1,4 +1,4 @@
-"""The Pinpoint destination's workflows: prepare (users -> endpoint ids), import (file -> segment), dispatch.
+"""The Pinpoint destination's workflows: prepare (users -> endpoint ids) and import (file -> segment).
 
 Each builder returns a chain, so tests can render and run a workflow alone. Every outcome goes through one
 `Report` object ({Stage, Status, ..., Message}) and one publish/email tail, so the event and the email can
@@ -27,11 +27,6 @@ PINPOINT_SERVICE = "pinpoint"
 PINPOINT_IAM_PREFIX = "mobiletargeting"
 # Errors the pinpoint API model declares for throttling and transient faults.
 PINPOINT_RETRYABLE = ["Pinpoint.TooManyRequestsException", "Pinpoint.InternalServerErrorException"]
-# The optimized states:startExecution integration and the aws-sdk one name the error differently.
-EXECUTION_ALREADY_EXISTS = [
-    "StepFunctions.ExecutionAlreadyExistsException",
-    "Sfn.ExecutionAlreadyExistsException",
-]
 
 STAGE_PREPARE = "Prepare"
 STAGE_IMPORT = "Import"
@@ -648,14 +643,16 @@ def import_workflow(
     inspect.add_catch(inspect_failed, result_path="$.Error")
     for task in (create, check):
         task.add_catch(call_failed, result_path="$.Error")
+    # The input is `{"Source": {...}}` from object_trigger.OncePerObjectVersion; the states below read the
+    # object at the top level.
     defaults = sfn.Pass(
         scope,
         "Import defaults",
         state_name="Start the import",
         parameters={
-            "Bucket": sfn.JsonPath.string_at("$.Bucket"),
-            "Key": sfn.JsonPath.string_at("$.Key"),
-            "VersionId": sfn.JsonPath.string_at("$.VersionId"),
+            "Bucket": sfn.JsonPath.string_at("$.Source.Bucket"),
+            "Key": sfn.JsonPath.string_at("$.Source.Key"),
+            "VersionId": sfn.JsonPath.string_at("$.Source.VersionId"),
             "Defaults": {"Job": _JOB_DEFAULTS, "Definition": _DEFINITION_DEFAULTS},
         },
     )
@@ -678,33 +675,3 @@ def import_workflow(
     )
     summarize.next(verdict)
     return defaults.next(inspect).next(importable)
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Dispatch: S3 `Object Created` -> one import execution per object version.
-
-
-def dispatch_workflow(scope: Construct, *, import_machine: sfn.IStateMachine) -> sfn.Chain:
-    """Dispatch workflow: start the import under a name derived from bucket, key and version, so a duplicate
-    delivery of the same event cannot start a second import."""
-    bucket = sfn.JsonPath.string_at("$.detail.bucket.name")
-    key = sfn.JsonPath.string_at("$.detail.object.key")
-    version = sfn.JsonPath.string_at("$.detail.object.version-id")
-    start = tasks.StepFunctionsStartExecution(
-        scope,
-        "Start import",
-        state_name="Start the import once",
-        state_machine=import_machine,
-        integration_pattern=sfn.IntegrationPattern.REQUEST_RESPONSE,
-        # Same name and same input: StartExecution is idempotent while the first execution runs and refuses
-        # (ExecutionAlreadyExists) once it has ended. Linking to the parent would make every input different.
-        associate_with_parent=False,
-        name=sfn.JsonPath.hash(sfn.JsonPath.format("{}/{}?versionId={}", bucket, key, version), "SHA-256"),
-        input=sfn.TaskInput.from_object({"Bucket": bucket, "Key": key, "VersionId": version}),
-        result_selector={"ExecutionArn": sfn.JsonPath.string_at("$.ExecutionArn")},
-        result_path="$.Import",
-    )
-    add_sdk_retry(start, ["StepFunctions.SdkClientException", "SFN.ThrottlingException"])
-    duplicate = sfn.Succeed(scope, "Duplicate", state_name="This object version is already imported")
-    start.add_catch(duplicate, errors=EXECUTION_ALREADY_EXISTS, result_path="$.Error")
-    return sfn.Chain.start(start).next(sfn.Succeed(scope, "Started", state_name="The import has started"))

@@ -63,7 +63,12 @@ class ContextualTargetingStack(cdk.Stack):
         self._output(
             "TrainingStateMachineArn",
             training.state_machine.state_machine_arn,
-            "Runs on each train/<dataset-group>/<name>_config.json upload",
+            "Runs once per train/<dataset-group>/<name>_config.json object version",
+        )
+        self._output(
+            "TrainingDispatchStateMachineArn",
+            training.dispatch_state_machine.state_machine_arn,
+            "Config Object Created -> one training run per object version",
         )
         self._output("EventBusArn", training.event_bus.event_bus_arn, "Pipeline state-change events")
         self._output("EventBusName", training.event_bus.event_bus_name, "Pipeline state-change events")

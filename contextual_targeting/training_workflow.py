@@ -1,7 +1,9 @@
 """The training workflow: validate an uploaded config, then schemas, dataset group, datasets, imports,
 solutions, solution versions and batch segment jobs, announcing every state change and emailing the result.
 
-Execution input (what the trigger rule sends): `{"Source": {"Bucket", "Key", "VersionId", "ETag"}}`.
+Execution input (what `object_trigger.OncePerObjectVersion` starts it with, once per config object version):
+`{"Source": {"Bucket", "Key", "VersionId", "ETag", "Size"}}`; only `Bucket` and `Key` are read. A manual start
+with the same input is a new run.
 """
 
 from __future__ import annotations
@@ -9,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import aws_cdk as cdk
-from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -37,7 +38,7 @@ from contextual_targeting.polling import (
     personalize_arn,
     retry_personalize,
 )
-from contextual_targeting.workflow_kit import add_sdk_retry, notify, put_event
+from contextual_targeting.workflow_kit import notify, put_event
 
 FILE_CHECK_INTERVAL = 30
 """Seconds between two looks for training files the config needs but the bucket does not have yet."""
@@ -55,8 +56,6 @@ class TrainingWorkflowProps:
     """Emails the run summary."""
     validator: lambda_.IFunction
     """Validates the config and returns the run plan (`lambda/training_config_validator`)."""
-    uploads: dynamodb.ITable
-    """One item per config upload already started: repeated deliveries stop at the first state."""
     personalize_role: iam.IRole
     """Handed to Personalize for imports and batch segment jobs."""
     quick: PollSchedule = QUICK
@@ -70,38 +69,13 @@ def build_training_workflow(scope: Construct, *, props: TrainingWorkflowProps) -
     """The whole workflow as one chain (tests render and run it alone)."""
     failed = _failure_handler(scope, props)
 
-    record = tasks.DynamoPutItem(
+    # The validation loop counts its looks for missing files from here.
+    begin = sfn.Pass(
         scope,
-        "RecordUpload",
-        state_name="Record config upload",
-        table=props.uploads,
-        item={
-            "Upload": tasks.DynamoAttributeValue.from_string(
-                sfn.JsonPath.format(
-                    "s3://{}/{}?versionId={}",
-                    sfn.JsonPath.string_at("$.Source.Bucket"),
-                    sfn.JsonPath.string_at("$.Source.Key"),
-                    sfn.JsonPath.string_at("$.Source.VersionId"),
-                )
-            ),
-            "ExecutionArn": tasks.DynamoAttributeValue.from_string(sfn.JsonPath.string_at("$$.Execution.Id")),
-        },
-        # S3 and EventBridge deliver at least once: the same object version must not start a second run.
-        condition_expression="attribute_not_exists(Upload)",
-        result_selector={"Checks": 0},
+        "Begin",
+        state_name="Start the training run",
+        result=sfn.Result.from_object({"Checks": 0}),
         result_path="$.Files",
-    )
-    add_sdk_retry(
-        record,
-        [
-            "DynamoDB.ProvisionedThroughputExceededException",
-            "DynamoDB.ThrottlingException",
-            "DynamoDB.InternalServerErrorException",
-        ],
-    )
-    record.add_catch(
-        sfn.Succeed(scope, "Duplicate", state_name="Ignore repeated delivery"),
-        errors=["DynamoDB.ConditionalCheckFailedException"],
     )
 
     validate = tasks.LambdaInvoke(
@@ -202,7 +176,7 @@ def build_training_workflow(scope: Construct, *, props: TrainingWorkflowProps) -
         .otherwise(count.next(wait_for_files).next(validate))
     )
     train.next(succeeded).next(email).next(sfn.Succeed(scope, "Done", state_name="Training done"))
-    return record.next(validate).next(files_ready)
+    return begin.next(validate).next(files_ready)
 
 
 def _run_detail(status: str) -> dict[str, object]:

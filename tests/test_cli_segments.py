@@ -113,7 +113,7 @@ def test_segments_show_pinpoint_endpoints_and_import_status(
                 status="SUCCEEDED" if imported else "FAILED",
                 start=30,
                 stop=40,
-                input={"Key": key},
+                input={"Source": {"Bucket": "import-bucket", "Key": key, "VersionId": "v1"}},
                 output={"Status": imported, "SegmentName": name} if imported else None,
             )
         )

@@ -50,8 +50,8 @@ COMEDY = MANIFEST["Segments"][1]["SegmentName"]
 def training_run(status: str = "SUCCEEDED") -> FakeExecution:
     """A training run: validate, create, wait for training, segment job ACTIVE (seconds after T0)."""
     events = [
-        entered("Record config upload", 0),
-        exited("Record config upload", 1),
+        entered("Start the training run", 0, "Pass"),
+        exited("Start the training run", 1, "Pass"),
         entered("Validate config", 1),
         exited("Validate config", 3),
         entered("Train and segment", 3, "Parallel"),
@@ -253,7 +253,7 @@ def test_the_pinpoint_runs_are_followed_too(aws: None, clock: Clock, monkeypatch
                 status="SUCCEEDED" if number == 0 else "FAILED",
                 start=3110 + number,
                 stop=3300,
-                input={"Bucket": IMPORT_BUCKET, "Key": key, "VersionId": "v1"},
+                input={"Source": {"Bucket": IMPORT_BUCKET, "Key": key, "VersionId": "v1"}},
                 output={"Stage": "Import", "Status": "COMPLETED", "SegmentName": name}
                 if number == 0
                 else None,

@@ -67,7 +67,7 @@ def _all_states(definition: dict[str, Any]) -> dict[str, dict[str, Any]]:
 # ---- trigger
 
 
-def test_config_upload_rule_matches_config_keys_in_the_data_bucket(tpl: Template) -> None:
+def test_config_upload_rule_starts_the_dispatcher_for_config_keys_in_the_data_bucket(tpl: Template) -> None:
     tpl.has_resource_properties(
         "AWS::Events::Rule",
         {
@@ -79,21 +79,10 @@ def test_config_upload_rule_matches_config_keys_in_the_data_bucket(tpl: Template
                     "object": {"key": [{"wildcard": "train/*/*_config.json"}]},
                 },
             },
+            # The dispatcher, not the training workflow: a repeated delivery must not start a training run.
             "Targets": [
                 Match.object_like(
-                    {
-                        "Arn": {"Ref": Match.string_like_regexp("TrainingTrainingWorkflow")},
-                        "InputTransformer": Match.object_like(
-                            {
-                                "InputPathsMap": Match.object_like(
-                                    {
-                                        "detail-object-version-id": "$.detail.object.version-id",
-                                        "detail-object-key": "$.detail.object.key",
-                                    }
-                                )
-                            }
-                        ),
-                    }
+                    {"Arn": {"Ref": Match.string_like_regexp("^TrainingConfigTriggerDispatch")}}
                 )
             ],
         },
@@ -104,23 +93,26 @@ def test_config_upload_rule_matches_config_keys_in_the_data_bucket(tpl: Template
     assert all("EventBusName" not in r["Properties"] for r in rules.values())
 
 
+def test_dispatcher_starts_the_training_workflow_once_per_config_version(tpl: Template) -> None:
+    dispatcher = definition_from_template(tpl.to_json(), "TrainingConfigTriggerDispatchWorkflow")
+    start = dispatcher["States"][dispatcher["StartAt"]]
+    assert start["Resource"] == "arn:aws:states:::states:startExecution"
+    assert start["Parameters"]["StateMachineArn"].startswith("arn:aws:fake:::TrainingTrainingWorkflow")
+    assert "Name.$" in start["Parameters"]
+    # The training workflow reads the object the dispatcher names.
+    assert set(start["Parameters"]["Input"]["Source"]) >= {"Bucket.$", "Key.$"}
+
+
+def test_no_upload_ledger(tpl: Template) -> None:
+    tpl.resource_count_is("AWS::DynamoDB::Table", 0)
+
+
 def test_data_bucket_sends_eventbridge_notifications_natively(tpl: Template) -> None:
     tpl.has_resource_properties(
         "AWS::S3::Bucket",
         {"NotificationConfiguration": {"EventBridgeConfiguration": {"EventBridgeEnabled": True}}},
     )
     tpl.resource_count_is("Custom::S3BucketNotifications", 0)
-
-
-def test_uploads_ledger_is_keyed_by_upload(tpl: Template) -> None:
-    tpl.has_resource_properties(
-        "AWS::DynamoDB::Table",
-        {
-            "KeySchema": [{"AttributeName": "Upload", "KeyType": "HASH"}],
-            "BillingMode": "PAY_PER_REQUEST",
-            "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
-        },
-    )
 
 
 # ---- state machine
@@ -136,14 +128,15 @@ def test_state_machine_logs_everything_and_traces(tpl: Template) -> None:
     )
 
 
-def test_first_state_records_the_upload_before_anything_else(definition: dict[str, Any]) -> None:
+def test_first_state_only_starts_counting_file_checks(definition: dict[str, Any]) -> None:
     states = _all_states(definition)
-    assert definition["StartAt"] == "Record config upload"
-    record = states["Record config upload"]
-    assert record["Parameters"]["ConditionExpression"] == "attribute_not_exists(Upload)"
-    assert record["Catch"][0]["ErrorEquals"] == ["DynamoDB.ConditionalCheckFailedException"]
-    assert states[record["Catch"][0]["Next"]]["Type"] == "Succeed"
-    assert record["Next"] == "Validate config"
+    assert definition["StartAt"] == "Start the training run"
+    begin = states["Start the training run"]
+    assert begin["Type"] == "Pass"
+    assert begin["Result"] == {"Checks": 0}
+    assert begin["ResultPath"] == "$.Files"
+    assert begin["Next"] == "Validate config"
+    assert not [name for name, state in states.items() if "dynamodb" in str(state.get("Resource", ""))]
 
 
 def test_every_long_running_resource_uses_the_one_polling_fragment(definition: dict[str, Any]) -> None:

@@ -96,7 +96,9 @@ def test_import_rule_listens_to_the_import_prefix_only_on_the_default_bus(full_t
     rules = [
         r
         for r in full_template.find_resources("AWS::Events::Rule").values()
-        if r["Properties"]["Targets"][0]["Arn"].get("Ref", "").startswith("PinpointDispatchWorkflow")
+        if r["Properties"]["Targets"][0]["Arn"]
+        .get("Ref", "")
+        .startswith("PinpointImportTriggerDispatchWorkflow")
     ]
     assert len(rules) == 1
     props = rules[0]["Properties"]
@@ -109,6 +111,10 @@ def test_import_rule_listens_to_the_import_prefix_only_on_the_default_bus(full_t
     )
     # Exports land under exports/, which the rule's prefix does not match.
     assert not "exports/".startswith("pinpoint/")
+    # The dispatcher starts the import workflow, once per object version (tests/test_object_trigger.py).
+    dispatcher = definition_from_template(full_template.to_json(), "PinpointImportTriggerDispatchWorkflow")
+    start = dispatcher["States"][dispatcher["StartAt"]]
+    assert start["Parameters"]["StateMachineArn"].startswith("arn:aws:fake:::PinpointImportWorkflow")
 
 
 def test_segment_import_bucket_sends_events_and_expires_exports(full_template: Template) -> None:

@@ -37,11 +37,11 @@ SUBSTITUTIONS = {"PinpointSegmentImportBucket": IMPORT_BUCKET}
 
 @pytest.fixture(scope="module")
 def definitions(full_template: Template) -> dict[str, dict[str, Any]]:
-    """The three Pinpoint state machine definitions of the synthesized stack."""
+    """The prepare and import definitions of the synthesized stack (the dispatcher: test_object_trigger)."""
     tpl = full_template.to_json()
     return {
         name: definition_from_template(tpl, f"Pinpoint{name}Workflow", SUBSTITUTIONS)
-        for name in ("Prepare", "Import", "Dispatch")
+        for name in ("Prepare", "Import")
     }
 
 
@@ -310,9 +310,9 @@ def run_import(
         ),
         **handlers,
     }
-    return run_workflow(
-        definitions["Import"], {"Bucket": IMPORT_BUCKET, "Key": key, "VersionId": version}, scripted
-    )
+    # The input the dispatcher (object_trigger.OncePerObjectVersion) starts the import with.
+    source = {"Bucket": IMPORT_BUCKET, "Key": key, "VersionId": version, "ETag": "etag-1", "Size": len(body)}
+    return run_workflow(definitions["Import"], {"Source": source}, scripted)
 
 
 COMPLETED = {
@@ -533,59 +533,6 @@ def test_empty_import_file_is_rejected(definitions: dict[str, Any], s3: Any) -> 
     assert outbox.detail["Status"] == "REJECTED"
     assert outbox.detail["FailureReason"] == "the file is empty"
     assert len(outbox.emails) == 1
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Dispatch
-
-
-def object_created(version: str = "IYV3p45BT0ac8hjHg1houSdS1a.Mro8e") -> dict[str, Any]:
-    """The sample S3 `Object Created` event (a key with spaces and non-ASCII) for one object version."""
-    event: dict[str, Any] = json.loads((EVENTS / "s3_object_created.json").read_text())
-    event["detail"]["object"]["version-id"] = version
-    return event
-
-
-def test_dispatch_starts_the_import_under_a_name_derived_from_the_object_version(
-    definitions: dict[str, Any],
-) -> None:
-    started: list[dict[str, Any]] = []
-
-    def start(call: TaskCall) -> Any:
-        started.append(call.parameters)
-        return {
-            "ExecutionArn": f"arn:aws:states:::execution:import:{call.parameters['Name']}",
-            "StartDate": 0,
-        }
-
-    for version in ("v1", "v1", "v2"):
-        execution = run_workflow(
-            definitions["Dispatch"], object_created(version), {"states:startExecution": start}
-        )
-        assert execution.status == "SUCCEEDED", execution.summary()
-    names = [call["Name"] for call in started]
-    assert names[0] == names[1] != names[2]
-    assert len(names[0]) == 64  # SHA-256 hex: within the 80-character execution-name limit
-    # The input is the same for a duplicate delivery (StartExecution is then idempotent), key as received.
-    assert started[0]["Input"] == started[1]["Input"]
-    payload = (
-        started[0]["Input"] if isinstance(started[0]["Input"], dict) else json.loads(started[0]["Input"])
-    )
-    assert payload == {
-        "Bucket": "segment-import-bucket",
-        "Key": "pinpoint/Action fans Müller.csv",
-        "VersionId": "v1",
-    }
-
-
-def test_duplicate_delivery_after_the_import_ended_starts_nothing(definitions: dict[str, Any]) -> None:
-    execution = run_workflow(
-        definitions["Dispatch"],
-        object_created(),
-        {"states:startExecution": AwsError("StepFunctions.ExecutionAlreadyExistsException", "exists")},
-    )
-    assert execution.status == "SUCCEEDED", execution.summary()
-    assert execution.states_entered()[-1] == "This object version is already imported"
 
 
 def test_fixture_files_are_those_the_docs_describe() -> None:

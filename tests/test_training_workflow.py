@@ -1,9 +1,11 @@
-"""The training workflow, executed locally (tests/sfn_local) against scripted Personalize, S3, DynamoDB,
-EventBridge and SNS: the happy path, reuse, every failure branch, late and missing files, duplicates."""
+"""The training workflow, executed locally (tests/sfn_local) against scripted Personalize, S3, EventBridge and
+SNS: the happy path, reuse, reruns, every failure branch, late and missing files. Duplicate deliveries end in
+the dispatcher before a run starts (tests/test_object_trigger.py)."""
 
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -49,12 +51,14 @@ def definition() -> dict[str, Any]:
     return definition_from_template(Template.from_stack(build_stack()).to_json(), "TrainingTrainingWorkflow")
 
 
-def _run(definition: dict[str, Any], fake: FakeAws, key: str = CONFIG_KEY) -> Execution:
+def _run(
+    definition: dict[str, Any], fake: FakeAws, key: str = CONFIG_KEY, start: datetime = START
+) -> Execution:
     return run_workflow(
         definition,
         upload_input(key),
         fake.handlers(),
-        context={"Execution": {"StartTime": START.strftime("%Y-%m-%dT%H:%M:%S.000Z")}},
+        context={"Execution": {"StartTime": start.strftime("%Y-%m-%dT%H:%M:%S.000Z")}},
         timeout=120,
     )
 
@@ -170,7 +174,7 @@ def test_happy_path_events_cover_every_transition(definition: dict[str, Any]) ->
     assert solution["BatchSegmentJobs"][0]["Finished"] == "2026-01-01T01:30:10.000Z"
 
 
-# ---- reuse, retries, duplicates
+# ---- reuse, retries, reruns
 
 
 def test_existing_schemas_dataset_group_and_solution_are_reused(definition: dict[str, Any]) -> None:
@@ -210,7 +214,8 @@ def test_throttled_describe_is_retried_and_the_run_succeeds(definition: dict[str
     assert [d["Status"] for d in fake.events_of(TRAINING_RUN_STATE_CHANGE)] == ["SUCCEEDED"]
 
 
-def test_repeated_delivery_of_the_same_upload_starts_no_second_run(definition: dict[str, Any]) -> None:
+def test_a_manual_rerun_with_the_same_input_runs_again(definition: dict[str, Any]) -> None:
+    # GIVEN a run of this config version has finished (the dedupe lives in the dispatcher, not here)
     fake = _fake(
         durations={
             k: 0
@@ -226,12 +231,15 @@ def test_repeated_delivery_of_the_same_upload_starts_no_second_run(definition: d
     )
     first = _run(definition, fake)
     creates = len(fake.creates)
-    second = _run(definition, fake)
-    assert first.status == second.status == "SUCCEEDED"
-    assert second.states_entered() == ["Record config upload", "Ignore repeated delivery"]
-    assert len(fake.creates) == creates
-    assert len(fake.validations) == 1
-    assert len(fake.emails) == 1
+    # WHEN someone starts the training workflow again with the same input, an hour later
+    second = _run(definition, fake, start=START + timedelta(hours=1))
+    # THEN it is a full second run: validated again, fresh per-run resources, its own email
+    assert first.status == second.status == "SUCCEEDED", second.summary()
+    assert second.states_entered()[:2] == ["Start the training run", "Validate config"]
+    assert len(fake.validations) == 2
+    rerun = [kind for kind, _ in fake.creates[creates:]]
+    assert [rerun.count(k) for k in ("DatasetImportJob", "SolutionVersion", "BatchSegmentJob")] == [3, 1, 1]
+    assert len(fake.emails) == 2
 
 
 # ---- failures

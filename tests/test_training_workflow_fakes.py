@@ -1,5 +1,5 @@
 """Scripted AWS for the training workflow tests (no tests here): Personalize resources that finish after
-virtual durations, an in-memory S3 the real config validator reads, recorders for DynamoDB, EventBridge, SNS.
+virtual durations, an in-memory S3 the real config validator reads, recorders for EventBridge and SNS.
 """
 
 from __future__ import annotations
@@ -117,13 +117,11 @@ class FakeAws:
     describes: list[tuple[str, str, float]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
     emails: list[dict[str, Any]] = field(default_factory=list)
-    uploads: set[str] = field(default_factory=set)
     validations: list[float] = field(default_factory=list)
 
     def handlers(self) -> dict[str, Callable[[TaskCall], Any]]:
         """Handlers for `run_workflow`, by resource short form and state name."""
         handlers: dict[str, Callable[[TaskCall], Any]] = {
-            "Record config upload": self._put_item,
             "Validate config": self._validate,
             "events:putEvents": self._put_events,
             "sns:publish": self._publish,
@@ -206,13 +204,6 @@ class FakeAws:
 
     # ---- the rest
 
-    def _put_item(self, call: TaskCall) -> dict[str, Any]:
-        upload = call.parameters["Item"]["Upload"]["S"]
-        if upload in self.uploads:
-            raise AwsError("DynamoDB.ConditionalCheckFailedException", "The conditional request failed")
-        self.uploads.add(upload)
-        return {}
-
     def _validate(self, call: TaskCall) -> dict[str, Any]:
         module = load_validator()
         self.validations.append(call.now)
@@ -268,5 +259,5 @@ def _iso(seconds: float) -> str:
 
 
 def upload_input(key: str = CONFIG_KEY, version: str = "v1") -> dict[str, Any]:
-    """Execution input as the trigger rule's input transformer builds it."""
-    return {"Source": {"Bucket": BUCKET, "Key": key, "VersionId": version, "ETag": "etag-1"}}
+    """Execution input as the dispatcher (`object_trigger.OncePerObjectVersion`) starts the run with."""
+    return {"Source": {"Bucket": BUCKET, "Key": key, "VersionId": version, "ETag": "etag-1", "Size": 3215}}

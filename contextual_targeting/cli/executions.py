@@ -83,6 +83,13 @@ def loads(text: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def source_key(execution_input: Mapping[str, Any]) -> str | None:
+    """The object key a run was started for: `Source.Key` of an input from `object_trigger`."""
+    source = execution_input.get("Source")
+    key = source.get("Key") if isinstance(source, Mapping) else None
+    return key if isinstance(key, str) else None
+
+
 def aware(value: datetime) -> datetime:
     """A time-zone aware datetime (moto and some SDK paths return naive or local ones)."""
     return value if value.tzinfo else value.replace(tzinfo=UTC)

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from contextual_targeting.cli.executions import describe, recent_executions
+from contextual_targeting.cli.executions import describe, recent_executions, source_key
 from contextual_targeting.layout import SEGMENTS_PREFIX
 
 MANIFEST_NAME = "manifest.json"
@@ -102,7 +102,7 @@ def pinpoint_statuses(
             if not name:
                 if is_import:
                     # The import's output names the segment; a run still going is known by its file only.
-                    name = str(view.input.get("Key", "")).rsplit("/", 1)[-1].removesuffix(".csv") or None
+                    name = str(source_key(view.input) or "").rsplit("/", 1)[-1].removesuffix(".csv") or None
                 if not name:
                     continue
             if is_import:

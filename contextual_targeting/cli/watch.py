@@ -7,7 +7,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from contextual_targeting.cli.executions import ExecutionView, describe, loads, recent_executions
+from contextual_targeting.cli.executions import (
+    ExecutionView,
+    describe,
+    loads,
+    recent_executions,
+    source_key,
+)
 from contextual_targeting.cli.segments import read_manifest
 from contextual_targeting.events_contract import BATCH_SEGMENT_JOB_STATE_CHANGE
 
@@ -213,7 +219,7 @@ class Watcher:
             key = prepare.output.get("Key")
             if not key or import_machine is None:
                 continue  # no user had an endpoint: nothing to import
-            match = next((arn for arn, i in import_candidates if i.get("Key") == key), None)
+            match = next((arn for arn, i in import_candidates if source_key(i) == key), None)
             if match is None:
                 state.waiting_for.append(f"Pinpoint import of {name}")
                 continue
