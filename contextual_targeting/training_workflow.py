@@ -2,8 +2,8 @@
 solutions, solution versions and batch segment jobs, announcing every state change and emailing the result.
 
 Execution input (what `object_trigger.OncePerObjectVersion` starts it with, once per config object version):
-`{"Source": {"Bucket", "Key", "VersionId", "ETag", "Size"}}`; only `Bucket` and `Key` are read. A manual start
-with the same input is a new run.
+`{"Source": {"Bucket", "Key", "VersionId", "ETag", "Size"}}`; the config is read at `VersionId` (the latest
+version when it is absent). A manual start with the same input is a new run.
 """
 
 from __future__ import annotations
@@ -87,6 +87,8 @@ def build_training_workflow(scope: Construct, *, props: TrainingWorkflowProps) -
             {
                 "Bucket": sfn.JsonPath.string_at("$.Source.Bucket"),
                 "Key": sfn.JsonPath.string_at("$.Source.Key"),
+                # The whole Source, so a manual start without a VersionId still works (latest version).
+                "Source": sfn.JsonPath.object_at("$.Source"),
                 "StartTime": sfn.JsonPath.string_at("$$.Execution.StartTime"),
             }
         ),

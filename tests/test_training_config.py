@@ -400,3 +400,22 @@ def test_handler_rejects_a_config_in_the_wrong_folder(bucket: str, monkeypatch: 
     result = handler.handler(json.loads((EVENTS / "validate_wrong_folder.json").read_text()), CONTEXT)
     assert not result["Valid"]
     assert any("train/other/" in e for e in result["Errors"])
+
+
+def test_handler_reads_the_config_at_the_version_that_started_the_run(
+    bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a valid config whose key was overwritten by a broken upload after it started a run
+    handler = _handler_module(monkeypatch)
+    s3 = boto3.client("s3", region_name="eu-central-1")
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    started = s3.put_object(Bucket=bucket, Key=CONFIG_KEY, Body=demo_files()[CONFIG_KEY])["VersionId"]
+    s3.put_object(Bucket=bucket, Key=CONFIG_KEY, Body=b"{ not json")
+    event = json.loads((EVENTS / "validate_demo.json").read_text())
+    # WHEN the run that the first version started validates it
+    at_version = handler.handler({**event, "Source": {"VersionId": started}}, CONTEXT)
+    latest = handler.handler(event, CONTEXT)
+    # THEN it sees its own version; only a run without a version sees the latest upload
+    assert at_version["Valid"], at_version["Errors"]
+    assert not latest["Valid"]
+    assert any("is not valid JSON" in error for error in latest["Errors"])

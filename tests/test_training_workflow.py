@@ -106,6 +106,8 @@ def test_happy_path_trains_segments_and_reports(definition: dict[str, Any]) -> N
     assert execution.transitions <= MAX_TRANSITIONS
     assert execution.virtual_seconds == 5 + 600 + 5 + 3600 + 1200
     assert execution.max_payload_bytes < 64 * 1024
+    # The config is read at the object version that started the run, not whatever is latest.
+    assert fake.s3.versions[CONFIG_KEY] == upload_input()["Source"]["VersionId"]
 
     # Creates in dependency order (datasets interleave: their Map iterations run side by side); the three
     # imports start together, before any has finished.

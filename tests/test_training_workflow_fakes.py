@@ -69,12 +69,14 @@ class MemoryS3:
         self.arrivals = dict(arrivals or {})
         self.now = 0.0
         self.ranges: list[tuple[str, str | None]] = []
+        self.versions: dict[str, str | None] = {}
 
     def get_object(self, **kwargs: Any) -> dict[str, Any]:
         key = kwargs["Key"]
         if key not in self.objects or self.arrivals.get(key, 0) > self.now:
             raise _NoSuchKeyError()
         self.ranges.append((key, kwargs.get("Range")))
+        self.versions[key] = kwargs.get("VersionId")
         body = self.objects[key]
         if kwargs.get("Range"):
             last = int(kwargs["Range"].split("-")[1])
@@ -216,7 +218,11 @@ class FakeAws:
             role_arn=ROLE_ARN,
         )
         result: dict[str, Any] = module.validate_upload(
-            self.s3, target, call.parameters["Key"], call.parameters["StartTime"]
+            self.s3,
+            target,
+            call.parameters["Key"],
+            call.parameters["StartTime"],
+            call.parameters["Source"].get("VersionId"),
         )
         return result
 

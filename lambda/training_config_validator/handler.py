@@ -12,7 +12,7 @@ _S3 = boto3.client("s3")
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Event {Bucket, Key, StartTime}; the account, region and partition come from the function's own ARN."""
+    """Event {Bucket, Key, Source: {VersionId?}, StartTime}; account and region come from the function ARN."""
     _, partition, _, region, account, *_ = context.invoked_function_arn.split(":")
     target = Target(
         partition=partition,
@@ -21,4 +21,5 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         bucket=event["Bucket"],
         role_arn=os.environ["PERSONALIZE_ROLE_ARN"],
     )
-    return validate_upload(_S3, target, event["Key"], event["StartTime"])
+    version_id = (event.get("Source") or {}).get("VersionId") or None
+    return validate_upload(_S3, target, event["Key"], event["StartTime"], version_id)

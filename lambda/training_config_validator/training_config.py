@@ -330,10 +330,14 @@ def read_first_line(s3: S3Reader, bucket: str, key: str) -> str:
     return head.decode("utf-8-sig", errors="replace").splitlines()[0] if head else ""
 
 
-def read_text(s3: S3Reader, bucket: str, key: str, limit: int = 1024 * 1024) -> str:
+def read_text(
+    s3: S3Reader, bucket: str, key: str, limit: int = 1024 * 1024, version_id: str | None = None
+) -> str:
     """A small text object (a config or a query file), refusing anything larger than `limit` bytes."""
+    # The config is read at the version that started the run: a newer upload starts its own run.
+    version = {"VersionId": version_id} if version_id else {}
     try:
-        response = s3.get_object(Bucket=bucket, Key=key)
+        response = s3.get_object(Bucket=bucket, Key=key, **version)
     except Exception as err:
         if _is_missing(err):
             raise MissingObjectError(key) from err
@@ -524,8 +528,10 @@ def build_plan(config: Mapping[str, Any], target: Target, start_time: str) -> di
 # The whole check
 
 
-def validate_upload(s3: S3Reader, target: Target, key: str, start_time: str) -> dict[str, Any]:
-    """Validate the uploaded config and the files it needs; return the workflow's view of the result."""
+def validate_upload(
+    s3: S3Reader, target: Target, key: str, start_time: str, version_id: str | None = None
+) -> dict[str, Any]:
+    """Validate the uploaded config (at `version_id` when given) and the files it needs."""
     report = Report()
     folder, location_error = config_location(key)
     group_name = folder or ""
@@ -534,7 +540,7 @@ def validate_upload(s3: S3Reader, target: Target, key: str, start_time: str) -> 
         report.errors.append(location_error)
     else:
         try:
-            config = json.loads(read_text(s3, target.bucket, key))
+            config = json.loads(read_text(s3, target.bucket, key, version_id=version_id))
         except MissingObjectError:
             report.errors.append(f"{key} does not exist (deleted after upload?)")
         except (ValueError, UnicodeDecodeError) as err:
