@@ -48,6 +48,8 @@ Known gaps of aws-local-stepfunctions 3.0.0 (all intrinsic functions work, neste
 - JSONata, workflow variables (`Assign`) and distributed Map would be ignored: the harness refuses them.
 - Task `TimeoutSeconds`/`HeartbeatSeconds` run in wall time (60 s default): a handler must answer quickly.
   An `AwsError("States.Timeout")` is also matched by `States.TaskFailed` (AWS exempts timeouts).
+- `States.Hash` with SHA-256 is wrong for inputs of 56 bytes or more (checked against Node's crypto): names
+  derived from long keys are stable and distinct but not AWS's digest, so assert exact hashes on short input.
 - The runner rewrites `"ResultPath": "$"` to its equivalent default (the library stores the result under a
   key named "$"), and reports a Fail state without Error/Cause with neither (the library invents both).
 """
