@@ -190,7 +190,7 @@ class PinpointSegmentImporter(Construct):
             definition=prepare_workflow(
                 self,
                 target=target,
-                export_bucket_name=bucket.bucket_name,
+                export_bucket=bucket.bucket_name,
                 export_prefix=props.export_prefix,
                 join_function=join,
                 bus=props.event_bus,

@@ -225,7 +225,7 @@ def prepare_workflow(
     scope: Construct,
     *,
     target: PinpointTarget,
-    export_bucket_name: str,
+    export_bucket: str,
     export_prefix: str,
     join_function: lambda_.IFunction,
     bus: events.IEventBus,
@@ -285,7 +285,7 @@ def prepare_workflow(
             "ExportJobRequest": {
                 "RoleArn": target.role.role_arn,
                 "S3UrlPrefix": sfn.JsonPath.format(
-                    f"s3://{export_bucket_name}/{{}}", sfn.JsonPath.string_at("$.ExportPrefix")
+                    f"s3://{export_bucket}/{{}}", sfn.JsonPath.string_at("$.ExportPrefix")
                 ),
             }
         },
@@ -341,7 +341,7 @@ def prepare_workflow(
                 "SegmentBucket": sfn.JsonPath.string_at("$.Segment.Bucket"),
                 "SegmentKey": sfn.JsonPath.string_at("$.Segment.Key"),
                 "SegmentName": sfn.JsonPath.string_at(segment),
-                "ExportBucket": export_bucket_name,
+                "ExportBucket": export_bucket,
                 "ExportPrefix": sfn.JsonPath.string_at("$.ExportPrefix"),
             }
         ),
