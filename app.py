@@ -25,11 +25,29 @@ def _flag(app: cdk.App, key: str, default: bool) -> bool:
     raise ValueError(f"context {key!r}: expected true or false, got {value!r}")
 
 
+def _list(app: cdk.App, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    """Read a comma-separated context value (`-c destinations=customer-profiles,pinpoint`)."""
+    value = app.node.try_get_context(key)
+    if value is None or value == "":
+        return default
+    items = value if isinstance(value, list) else str(value).split(",")
+    return tuple(dict.fromkeys(str(item).strip() for item in items if str(item).strip()))
+
+
+def _destinations(app: cdk.App) -> tuple[str, ...]:
+    """`-c destinations=a,b`; the older `-c pinpoint=true` adds Pinpoint to them."""
+    destinations = _list(app, "destinations", default=("customer-profiles",))
+    if _flag(app, "pinpoint", default=False) and "pinpoint" not in destinations:
+        destinations = (*destinations, "pinpoint")
+    return destinations
+
+
 def settings_from_context(app: cdk.App) -> ContextualTargetingSettings:
     """Collect the deployment choices given with `-c key=value` or in cdk.json."""
     return ContextualTargetingSettings(
         email=app.node.try_get_context("email") or None,
-        pinpoint=_flag(app, "pinpoint", default=False),
+        destinations=_destinations(app),
+        customer_profiles_domain_name=app.node.try_get_context("customerProfilesDomainName") or None,
         pinpoint_project_name=app.node.try_get_context("pinpointProjectName") or "personalize",
         pinpoint_application_id=app.node.try_get_context("pinpointApplicationId") or None,
     )

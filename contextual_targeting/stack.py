@@ -8,6 +8,10 @@ from typing import Any
 import aws_cdk as cdk
 from constructs import Construct
 
+from contextual_targeting.customer_profiles_segment_importer import (
+    CustomerProfilesSegmentImporter,
+    CustomerProfilesSegmentImporterProps,
+)
 from contextual_targeting.notifications import Notifications
 from contextual_targeting.personalize_training_pipeline import (
     PersonalizeTrainingPipeline,
@@ -20,6 +24,8 @@ from contextual_targeting.pinpoint_segment_importer import (
 from contextual_targeting.segment_postprocessor import SegmentPostprocessor, SegmentPostprocessorProps
 from contextual_targeting.storage import access_log_bucket
 
+DESTINATIONS = ("customer-profiles", "pinpoint")
+
 
 @dataclass(frozen=True, kw_only=True)
 class ContextualTargetingSettings:
@@ -27,12 +33,26 @@ class ContextualTargetingSettings:
 
     email: str | None = None
     """Address that receives run summaries (subscription confirmed by email); none when omitted."""
-    pinpoint: bool = False
-    """Include the Amazon Pinpoint destination (Pinpoint reached end of support on 2026-10-30)."""
+    destinations: tuple[str, ...] = ("customer-profiles",)
+    """Destinations to deploy, from DESTINATIONS. Amazon Pinpoint reached end of support on 2026-10-30
+    (creating a project fails on today's accounts), so the default is Customer Profiles alone."""
+    customer_profiles_domain_name: str | None = None
+    """Upload into this existing Customer Profiles domain instead of creating one."""
     pinpoint_project_name: str = "personalize"
     """Name of the Pinpoint project to create."""
     pinpoint_application_id: str | None = None
     """Import into this existing Pinpoint project instead of creating one."""
+
+    def __post_init__(self) -> None:
+        """Refuse a destination name the stack does not know (a typo would silently deploy nothing)."""
+        unknown = sorted(set(self.destinations) - set(DESTINATIONS))
+        if unknown:
+            known = ", ".join(DESTINATIONS)
+            raise ValueError(f"unknown destination {', '.join(unknown)}: choose from {known}")
+
+    def wants(self, destination: str) -> bool:
+        """Whether the stack deploys this destination."""
+        return destination in self.destinations
 
 
 class ContextualTargetingStack(cdk.Stack):
@@ -90,7 +110,25 @@ class ContextualTargetingStack(cdk.Stack):
             "Splits finished batch segment jobs into segments",
         )
 
-        if settings.pinpoint:
+        if settings.wants("customer-profiles"):
+            profiles = CustomerProfilesSegmentImporter(
+                self,
+                "CustomerProfiles",
+                props=CustomerProfilesSegmentImporterProps(
+                    segments_bucket=training.bucket,
+                    event_bus=training.event_bus,
+                    notification_topic=notifications.topic,
+                    domain_name=settings.customer_profiles_domain_name,
+                ),
+            )
+            self._output("CustomerProfilesDomainName", profiles.domain_name, "Customer Profiles domain")
+            self._output(
+                "CustomerProfilesStateMachineArn",
+                profiles.state_machine.state_machine_arn,
+                "Segment Ready -> Customer Profiles segment definition",
+            )
+
+        if settings.wants("pinpoint"):
             importer = PinpointSegmentImporter(
                 self,
                 "Pinpoint",

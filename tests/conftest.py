@@ -27,7 +27,7 @@ def build_stack(settings: ContextualTargetingSettings | None = None) -> Contextu
 
 @pytest.fixture(scope="session")
 def stack() -> ContextualTargetingStack:
-    """The default stack (no email, no Pinpoint destination)."""
+    """The default stack (no email; Customer Profiles, no Pinpoint destination)."""
     return build_stack()
 
 
@@ -39,8 +39,12 @@ def template(stack: ContextualTargetingStack) -> Template:
 
 @pytest.fixture(scope="session")
 def full_stack() -> ContextualTargetingStack:
-    """The stack with every option on: email subscription and the Pinpoint destination."""
-    return build_stack(ContextualTargetingSettings(email="marketing@example.com", pinpoint=True))
+    """The stack with every option on: email subscription and both destinations."""
+    return build_stack(
+        ContextualTargetingSettings(
+            email="marketing@example.com", destinations=("customer-profiles", "pinpoint")
+        )
+    )
 
 
 @pytest.fixture(scope="session")

@@ -60,7 +60,9 @@ def test_switch_on_adds_the_project_and_the_state_machine_outputs(full_template:
 
 
 def test_existing_application_id_creates_no_project() -> None:
-    stack = build_stack(ContextualTargetingSettings(pinpoint=True, pinpoint_application_id="0123abcd"))
+    stack = build_stack(
+        ContextualTargetingSettings(destinations=("pinpoint",), pinpoint_application_id="0123abcd")
+    )
     template = Template.from_stack(stack)
     template.resource_count_is("AWS::Pinpoint::App", 0)
     text = json.dumps(template.to_json())

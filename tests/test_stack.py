@@ -204,7 +204,11 @@ def test_pipeline_has_its_own_event_bus(template: Template) -> None:
 
 
 def test_notification_topic_is_encrypted_with_a_rotating_key_and_tls_only(template: Template) -> None:
-    key = _logical_id(template, "AWS::KMS::Key", {"EnableKeyRotation": True})
+    key = _logical_id(
+        template,
+        "AWS::KMS::Key",
+        {"EnableKeyRotation": True, "Description": "Encrypts the contextual-targeting notification topic"},
+    )
     topic = _logical_id(template, "AWS::SNS::Topic", {"KmsMasterKeyId": {"Fn::GetAtt": [key, "Arn"]}})
     template.has_resource_properties(
         "AWS::SNS::TopicPolicy",
@@ -248,6 +252,31 @@ def test_pinpoint_destination_is_left_out_by_default(template: Template) -> None
     assert "SegmentImportBucketName" not in template.find_outputs("*")
 
 
+def test_default_deploy_delivers_to_customer_profiles(template: Template) -> None:
+    template.resource_count_is("AWS::CustomerProfiles::Domain", 1)
+    assert {"CustomerProfilesDomainName", "CustomerProfilesStateMachineArn"} <= set(
+        template.find_outputs("*")
+    )
+
+
+@pytest.mark.parametrize(
+    ("destinations", "profiles", "pinpoint"),
+    [
+        (("pinpoint",), 0, 1),
+        (("customer-profiles", "pinpoint"), 1, 1),
+        ((), 0, 0),
+    ],
+)
+def test_each_destination_choice_deploys_exactly_its_destinations(
+    destinations: tuple[str, ...], profiles: int, pinpoint: int
+) -> None:
+    template = Template.from_stack(build_stack(ContextualTargetingSettings(destinations=destinations)))
+    template.resource_count_is("AWS::CustomerProfiles::Domain", profiles)
+    template.resource_count_is("AWS::Pinpoint::App", pinpoint)
+    # The destination-neutral part is always there: segments and Segment Ready events.
+    assert "SegmentPostprocessorStateMachineArn" in template.find_outputs("*")
+
+
 def test_pinpoint_project_is_created_with_the_configured_name(full_template: Template) -> None:
     full_template.has_resource_properties("AWS::Pinpoint::App", {"Name": "personalize"})
     project = _logical_id(full_template, "AWS::Pinpoint::App")
@@ -256,7 +285,9 @@ def test_pinpoint_project_is_created_with_the_configured_name(full_template: Tem
 
 def test_existing_pinpoint_project_is_reused() -> None:
     stack = build_stack(
-        ContextualTargetingSettings(pinpoint=True, pinpoint_application_id="0123456789abcdef0123456789abcdef")
+        ContextualTargetingSettings(
+            destinations=("pinpoint",), pinpoint_application_id="0123456789abcdef0123456789abcdef"
+        )
     )
     template = Template.from_stack(stack)
     template.resource_count_is("AWS::Pinpoint::App", 0)

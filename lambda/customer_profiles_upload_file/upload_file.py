@@ -1,0 +1,240 @@
+"""Build a Customer Profiles upload file from a segment, the contact file and the previous members (stdlib).
+
+Membership is a profile attribute: current members with contact data get `true`, members of the previous run
+who dropped out get `false`, so the segment definition (attribute = "true") follows the latest run. The
+segment's ids are held in memory (at most 5M per query, as in the Pinpoint join); the contact file and the
+previous member file are streamed once each, and every output row is handed to a writer as it is produced.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+HEADER_USER_ID = "UserId"
+HEADER_EMAIL = "Email"
+HEADER_PHONE = "Phone"
+HEADER_MEMBER = "Member"
+NAME_LIMIT = 64  # SegmentDefinitionName: ^[a-zA-Z0-9_-]+$, 1..64
+
+
+@dataclass
+class UploadStats:
+    """What the build saw: the workflow reports these counts in its event and email."""
+
+    user_count: int = 0
+    duplicate_users: int = 0
+    contact_rows: int = 0
+    members: int = 0
+    users_without_contact: int = 0
+    previous_members: int = 0
+    members_removed: int = 0
+    removed_without_contact: int = 0
+    rows: int = 0
+    sample_users_without_contact: list[str] = field(default_factory=list)
+
+    def as_payload(self) -> dict[str, Any]:
+        """PascalCase counts for the state payload."""
+        return {"".join(p.title() for p in k.split("_")): v for k, v in asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class ContactColumns:
+    """Column names of the contact file (the training users file by default)."""
+
+    user_id: str = "USER_ID"
+    email: str = "E_MAIL"
+    phone: str = ""
+
+
+def segment_slug(key: str) -> str:
+    """The query slug of a segment file: `segments/<dsg>/<job>/<slug>.csv` -> `<slug>`."""
+    name = key.rsplit("/", 1)[-1]
+    return name[: -len(".csv")] if name.endswith(".csv") else name
+
+
+def _clean(text: str, allowed: str) -> str:
+    return re.sub(f"[^{allowed}]+", "-", text).strip("-").lower() or "segment"
+
+
+def definition_name(dataset_group: str, slug: str) -> str:
+    """Segment definition name per dataset group and query: readable, stable, within 64 characters."""
+    name = _clean(f"{dataset_group}-{slug}", "a-zA-Z0-9_-")
+    if len(name) <= NAME_LIMIT:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{name[: NAME_LIMIT - 9].rstrip('-')}-{digest}"
+
+
+def attribute_name(definition: str) -> str:
+    """Profile attribute that carries the membership: `segment_<dataset group>_<slug>`."""
+    return "segment_" + definition.replace("-", "_")
+
+
+def segment_groups(attribute: str) -> dict[str, Any]:
+    """SegmentGroups of CreateSegmentDefinition: profiles whose attribute is "true"."""
+    return {
+        "Groups": [
+            {
+                "Dimensions": [
+                    {
+                        "ProfileAttributes": {
+                            "Attributes": {attribute: {"DimensionType": "INCLUSIVE", "Values": ["true"]}}
+                        }
+                    }
+                ],
+                "Type": "ALL",
+            }
+        ],
+        "Include": "ALL",
+    }
+
+
+def read_ids(lines: Iterable[str], header: str = HEADER_USER_ID) -> Iterator[str]:
+    """User ids of a one-column CSV with the given header (RFC 4180 quoting), blanks skipped."""
+    rows = csv.reader(lines)
+    first = next(rows, None)
+    if first is None:
+        return
+    if [h.strip().lstrip("\ufeff") for h in first] != [header]:
+        raise ValueError(f"expected the header {header!r}, got {first!r}")
+    for row in rows:
+        if row and row[0].strip():
+            yield row[0].strip()
+
+
+def read_segment(lines: Iterable[str], stats: UploadStats) -> dict[str, bool]:
+    """The segment's users, de-duplicated; the value says whether contact data was found."""
+    users: dict[str, bool] = {}
+    for user_id in read_ids(lines):
+        if user_id in users:
+            stats.duplicate_users += 1
+        else:
+            users[user_id] = False
+    stats.user_count = len(users)
+    return users
+
+
+def dropped_members(previous: Iterable[str], users: dict[str, bool], stats: UploadStats) -> dict[str, bool]:
+    """Members of the previous run who are not in this segment (value: contact data found)."""
+    dropped: dict[str, bool] = {}
+    for user_id in previous:
+        stats.previous_members += 1
+        if user_id not in users:
+            dropped[user_id] = False
+    stats.members_removed = len(dropped)
+    return dropped
+
+
+def upload_rows(
+    users: dict[str, bool],
+    dropped: dict[str, bool],
+    contacts: Iterable[str],
+    columns: ContactColumns,
+    stats: UploadStats,
+) -> Iterator[tuple[str, ...]]:
+    """Upload rows (user id, contact values..., member) in contact-file order."""
+    # csv.reader with column indexes: about twice as fast as DictReader on a multi-million-row file.
+    reader = csv.reader(contacts)
+    contact_columns = [name for name in (columns.email, columns.phone) if name]
+    fieldnames = [name.strip().lstrip("\ufeff") for name in next(reader, [])]
+    missing = [name for name in (columns.user_id, *contact_columns) if name not in fieldnames]
+    if missing:
+        raise ValueError(
+            f"contact file has no column {', '.join(missing)} (columns: {', '.join(fieldnames)})"
+        )
+    id_index = fieldnames.index(columns.user_id)
+    indexes = [fieldnames.index(name) for name in contact_columns]
+    width = max(id_index, *indexes) + 1
+    for record in reader:
+        stats.contact_rows += 1
+        if len(record) < width:
+            continue
+        user_id = record[id_index].strip()
+        values = tuple(record[i].strip() for i in indexes)
+        if not user_id or not any(values):
+            continue
+        if users.get(user_id) is False:
+            users[user_id] = True
+            stats.members += 1
+            member = "true"
+        elif dropped.get(user_id) is False:
+            dropped[user_id] = True
+            member = "false"
+        else:
+            continue
+        stats.rows += 1
+        yield (user_id, *values, member)
+    # Dropped members whose contact data is gone still get `false`: the unique key alone finds the profile.
+    blank = ("",) * len(contact_columns)
+    for user_id, found in dropped.items():
+        if not found:
+            stats.removed_without_contact += 1
+            stats.rows += 1
+            yield (user_id, *blank, "false")
+
+
+def count_users_without_contact(users: dict[str, bool], stats: UploadStats, sample: int = 10) -> None:
+    """Count (and sample, in rank order) the segment's users without contact data."""
+    missing = 0
+    for user_id, found in users.items():
+        if not found:
+            missing += 1
+            if len(stats.sample_users_without_contact) < sample:
+                stats.sample_users_without_contact.append(user_id)
+    stats.users_without_contact = missing
+
+
+def header(columns: ContactColumns) -> tuple[str, ...]:
+    """Header of the upload file."""
+    contact = [h for h, name in ((HEADER_EMAIL, columns.email), (HEADER_PHONE, columns.phone)) if name]
+    return (HEADER_USER_ID, *contact, HEADER_MEMBER)
+
+
+def write_csv(
+    rows: Iterable[tuple[str, ...]],
+    write: Callable[[bytes], Any],
+    first: tuple[str, ...],
+    *,
+    on_row: Callable[[tuple[str, ...]], None] | None = None,
+    chunk: int = 1 << 16,
+) -> int:
+    """Write a UTF-8 CSV (header `first`) through `write` in chunks; return the number of data rows."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(first)
+    count = 0
+    for row in rows:
+        writer.writerow(row)
+        count += 1
+        if on_row is not None:
+            on_row(row)
+        if buffer.tell() >= chunk:
+            write(buffer.getvalue().encode("utf-8"))
+            buffer.seek(0)
+            buffer.truncate()
+    write(buffer.getvalue().encode("utf-8"))
+    return count
+
+
+def fields_mapping(attribute: str, columns: ContactColumns) -> dict[str, dict[str, str]]:
+    """CreateUploadJob `Fields`: upload columns (`_source.<col>`) to profile fields (`_profile.<field>`)."""
+    targets = {
+        HEADER_USER_ID: ("_profile.AccountNumber", "STRING"),
+        HEADER_EMAIL: ("_profile.EmailAddress", "EMAIL_ADDRESS"),
+        HEADER_PHONE: ("_profile.PhoneNumber", "PHONE_NUMBER"),
+        HEADER_MEMBER: (f"_profile.Attributes.{attribute}", "STRING"),
+    }
+    return {
+        column: {
+            "Source": f"_source.{column}",
+            "Target": targets[column][0],
+            "ContentType": targets[column][1],
+        }
+        for column in header(columns)
+    }
