@@ -26,7 +26,7 @@ from contextual_targeting.customer_profiles_workflows import (
     ProfilesTarget,
     WorkflowFunctions,
     WorkflowSettings,
-    backoff_schedule,
+    upload_schedule,
     upload_workflow,
 )
 from contextual_targeting.events_contract import EVENT_SOURCE, SEGMENT_READY
@@ -181,7 +181,7 @@ class CustomerProfilesSegmentImporter(Construct):
                 settings=WorkflowSettings(
                     max_concurrent_uploads=props.max_concurrent_uploads,
                     slot_checks=max(int(props.slot_timeout.to_minutes()), 1),
-                    upload_schedule=backoff_schedule(props.upload_timeout),
+                    upload_schedule=upload_schedule(props.upload_timeout),
                 ),
                 state_objects_arn=bucket.arn_for_objects(state_pattern),
                 bus=props.event_bus,

@@ -23,7 +23,7 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from contextual_targeting.events_contract import CUSTOMER_PROFILES_SEGMENT_STATE_CHANGE
-from contextual_targeting.workflow_kit import add_sdk_retry, notify, put_event
+from contextual_targeting.workflow_kit import add_sdk_retry, backoff_schedule, notify, poll_job, put_event
 
 PROFILES_SERVICE = "customerprofiles"
 PROFILES_IAM_PREFIX = "profile"
@@ -51,15 +51,9 @@ _RESULTS_DEFAULTS = {"CreatedRecords": 0, "UpdatedRecords": 0, "FailedRecords": 
 _JOB_DEFAULTS = {"ResultsSummary": _RESULTS_DEFAULTS, "StatusReason": "none given"}
 
 
-def backoff_schedule(bound: cdk.Duration, *, first: int = 30, cap: int = 600) -> list[int]:
-    """Wait seconds before each status check: doubling from `first` to `cap`, summing to at least `bound`."""
-    limit = int(bound.to_seconds())
-    waits: list[int] = []
-    wait = first
-    while sum(waits) < limit:
-        waits.append(min(wait, cap))
-        wait *= 2
-    return waits
+def upload_schedule(bound: cdk.Duration) -> list[int]:
+    """Waits between upload-job checks: uploads of millions of profiles take many minutes, so from 30 s."""
+    return backoff_schedule(bound, first=30, cap=600)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -631,34 +625,6 @@ def upload_workflow(
     keep_partial.otherwise(succeeded)
 
     # ---- polling -----------------------------------------------------------------------------------------
-    schedule = list(settings.upload_schedule)
-    poll_start = sfn.Pass(
-        scope,
-        "Start polling",
-        state_name="Start waiting for the upload job",
-        parameters={"Schedule": schedule, "Attempt": 0, "Seconds": schedule[0]},
-        result_path="$.Poll",
-    )
-    poll_wait = sfn.Wait(
-        scope,
-        "Wait for job",
-        state_name="Wait for the upload job",
-        time=sfn.WaitTime.seconds_path("$.Poll.Seconds"),
-    )
-    next_attempt = sfn.JsonPath.math_add(sfn.JsonPath.number_at("$.Poll.Attempt"), 1)
-    back_off = sfn.Pass(
-        scope,
-        "Back off",
-        state_name="Back off before checking the upload job again",
-        parameters={
-            "Schedule": sfn.JsonPath.list_at("$.Poll.Schedule"),
-            "Attempt": next_attempt,
-            "Seconds": sfn.JsonPath.array_get_item(
-                sfn.JsonPath.list_at("$.Poll.Schedule"), cdk.Token.as_number(next_attempt)
-            ),
-        },
-        result_path="$.Poll",
-    )
     finished = sfn.Choice(scope, "Finished", state_name="How did the upload job end?")
     finished.when(
         sfn.Condition.or_(
@@ -670,19 +636,23 @@ def upload_workflow(
     finished.otherwise(job_failed)
     summarize.next(count).next(total).next(finished)
     status = "$.Job.Check.Job.Status"
-    job_done = (
-        sfn.Choice(scope, "Job done", state_name="Is the upload job done?")
-        .when(
-            sfn.Condition.or_(
-                *(
-                    sfn.Condition.string_equals(status, s)
-                    for s in ("SUCCEEDED", "PARTIALLY_SUCCEEDED", "FAILED", "STOPPED")
-                )
-            ),
-            summarize,
-        )
-        .when(sfn.Condition.number_greater_than_equals("$.Poll.Attempt", len(schedule) - 1), timed_out)
-        .otherwise(back_off.next(poll_wait))
+    polling = poll_job(
+        scope,
+        "upload job",
+        check=check,
+        schedule=settings.upload_schedule,
+        outcomes=[
+            (
+                sfn.Condition.or_(
+                    *(
+                        sfn.Condition.string_equals(status, s)
+                        for s in ("SUCCEEDED", "PARTIALLY_SUCCEEDED", "FAILED", "STOPPED")
+                    )
+                ),
+                summarize,
+            )
+        ],
+        gave_up=timed_out,
     )
 
     # ---- wiring ------------------------------------------------------------------------------------------
@@ -710,5 +680,5 @@ def upload_workflow(
     write.next(uploadable)
     create.next(create_job)
     find.next(create_job)
-    create_job.next(send).next(start_job).next(poll_start).next(poll_wait).next(check).next(job_done)
+    create_job.next(send).next(start_job).next(polling)
     return read.next(ask).next(slot_free)

@@ -32,12 +32,11 @@ from contextual_targeting.nag import acknowledge, objects_finding, resource_find
 from contextual_targeting.object_trigger import OncePerObjectVersion, OncePerObjectVersionProps
 from contextual_targeting.pinpoint_workflows import (
     PinpointTarget,
-    backoff_schedule,
     import_workflow,
     prepare_workflow,
 )
 from contextual_targeting.storage import secure_bucket
-from contextual_targeting.workflow_kit import logged_state_machine, python_function
+from contextual_targeting.workflow_kit import backoff_schedule, logged_state_machine, python_function
 
 PINPOINT_PRINCIPAL = "pinpoint.amazonaws.com"
 PINPOINT_EXPORT_PREFIX = "exports/"

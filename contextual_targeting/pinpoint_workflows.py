@@ -11,7 +11,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import aws_cdk as cdk
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -21,7 +20,7 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from contextual_targeting.events_contract import PINPOINT_IMPORT_STATE_CHANGE
-from contextual_targeting.workflow_kit import add_sdk_retry, notify, put_event
+from contextual_targeting.workflow_kit import add_sdk_retry, notify, poll_job, put_event
 
 PINPOINT_SERVICE = "pinpoint"
 PINPOINT_IAM_PREFIX = "mobiletargeting"
@@ -34,17 +33,6 @@ STAGE_IMPORT = "Import"
 # Missing members of a job response (Pinpoint omits some until the job has run) read as these.
 _JOB_DEFAULTS = {"TotalProcessed": 0, "TotalFailures": 0, "FailedPieces": 0, "Failures": []}
 _DEFINITION_DEFAULTS = {"SegmentId": ""}
-
-
-def backoff_schedule(bound: cdk.Duration, *, first: int = 15, cap: int = 300) -> list[int]:
-    """Wait seconds before each status check: doubling from `first` to `cap`, summing to at least `bound`."""
-    total_limit = int(bound.to_seconds())
-    waits: list[int] = []
-    wait = first
-    while sum(waits) < total_limit:
-        waits.append(min(wait, cap))
-        wait *= 2
-    return waits
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -91,55 +79,6 @@ def _pinpoint_call(
     )
     add_sdk_retry(task, PINPOINT_RETRYABLE)
     return task
-
-
-def _poll_job(
-    scope: Construct,
-    noun: str,
-    *,
-    check: sfn.TaskStateBase,
-    status_path: str,
-    schedule: Sequence[int],
-    completed: sfn.IChainable,
-    failed: sfn.IChainable,
-    gave_up: sfn.IChainable,
-) -> sfn.Chain:
-    """Wait, check, and back off until the job is COMPLETED or FAILED, at most `len(schedule)` checks."""
-    start = sfn.Pass(
-        scope,
-        f"Start polling {noun}",
-        state_name=f"Start waiting for the {noun}",
-        parameters={"Schedule": list(schedule), "Attempt": 0, "Seconds": schedule[0]},
-        result_path="$.Poll",
-    )
-    wait = sfn.Wait(
-        scope,
-        f"Wait for {noun}",
-        state_name=f"Wait for the {noun}",
-        time=sfn.WaitTime.seconds_path("$.Poll.Seconds"),
-    )
-    next_attempt = sfn.JsonPath.math_add(sfn.JsonPath.number_at("$.Poll.Attempt"), 1)
-    back_off = sfn.Pass(
-        scope,
-        f"Back off {noun}",
-        state_name=f"Back off before checking the {noun} again",
-        parameters={
-            "Schedule": sfn.JsonPath.list_at("$.Poll.Schedule"),
-            "Attempt": next_attempt,
-            "Seconds": sfn.JsonPath.array_get_item(
-                sfn.JsonPath.list_at("$.Poll.Schedule"), cdk.Token.as_number(next_attempt)
-            ),
-        },
-        result_path="$.Poll",
-    )
-    done = (
-        sfn.Choice(scope, f"Is {noun} done", state_name=f"Is the {noun} done?")
-        .when(sfn.Condition.string_equals(status_path, "COMPLETED"), completed)
-        .when(sfn.Condition.string_equals(status_path, "FAILED"), failed)
-        .when(sfn.Condition.number_greater_than_equals("$.Poll.Attempt", len(schedule) - 1), gave_up)
-        .otherwise(back_off.next(wait))
-    )
-    return start.next(wait).next(check).next(done)
 
 
 def _report(scope: Construct, construct_id: str, state_name: str, fields: Mapping[str, Any]) -> sfn.Pass:
@@ -408,14 +347,16 @@ def prepare_workflow(
     )
     for task in (export, check, join):
         task.add_catch(call_failed, result_path="$.Error")
-    polling = _poll_job(
+    export_status = "$.Export.Job.Job.JobStatus"
+    polling = poll_job(
         scope,
         "export",
         check=check,
-        status_path="$.Export.Job.Job.JobStatus",
         schedule=export_schedule,
-        completed=join.next(any_endpoints),
-        failed=export_failed,
+        outcomes=[
+            (sfn.Condition.string_equals(export_status, "COMPLETED"), join.next(any_endpoints)),
+            (sfn.Condition.string_equals(export_status, "FAILED"), export_failed),
+        ],
         gave_up=export_timed_out,
     )
     return read.next(export).next(polling)
@@ -662,14 +603,20 @@ def import_workflow(
         .otherwise(rejected)
     )
     create.next(
-        _poll_job(
+        poll_job(
             scope,
             "import",
             check=check,
-            status_path="$.Import.Job.Job.JobStatus",
             schedule=import_schedule,
-            completed=summarize,
-            failed=summarize,
+            outcomes=[
+                (
+                    sfn.Condition.or_(
+                        sfn.Condition.string_equals("$.Import.Job.Job.JobStatus", "COMPLETED"),
+                        sfn.Condition.string_equals("$.Import.Job.Job.JobStatus", "FAILED"),
+                    ),
+                    summarize,
+                )
+            ],
             gave_up=timed_out,
         )
     )

@@ -39,6 +39,66 @@ def add_sdk_retry(task: sfn.TaskStateBase, errors: Sequence[str], *, max_attempt
     )
 
 
+def backoff_schedule(bound: cdk.Duration, *, first: int = 15, cap: int = 300) -> list[int]:
+    """Wait seconds before each status check: doubling from `first` to `cap`, summing to at least `bound`."""
+    limit = int(bound.to_seconds())
+    waits: list[int] = []
+    wait = first
+    while sum(waits) < limit:
+        waits.append(min(wait, cap))
+        wait *= 2
+    return waits
+
+
+def poll_job(
+    scope: Construct,
+    noun: str,
+    *,
+    check: sfn.TaskStateBase,
+    schedule: Sequence[int],
+    outcomes: Sequence[tuple[sfn.Condition, sfn.IChainable]],
+    gave_up: sfn.IChainable,
+) -> sfn.Chain:
+    """Wait, `check`, back off along `schedule` until one of `outcomes` holds; `gave_up` after the last check.
+
+    The schedule travels in the state (`$.Poll`), so the loop costs four transitions a check whatever its
+    length, and a job that never ends is bounded by `sum(schedule)` seconds of waiting.
+    """
+    start = sfn.Pass(
+        scope,
+        f"Start polling {noun}",
+        state_name=f"Start waiting for the {noun}",
+        parameters={"Schedule": list(schedule), "Attempt": 0, "Seconds": schedule[0]},
+        result_path="$.Poll",
+    )
+    wait = sfn.Wait(
+        scope,
+        f"Wait for {noun}",
+        state_name=f"Wait for the {noun}",
+        time=sfn.WaitTime.seconds_path("$.Poll.Seconds"),
+    )
+    next_attempt = sfn.JsonPath.math_add(sfn.JsonPath.number_at("$.Poll.Attempt"), 1)
+    back_off = sfn.Pass(
+        scope,
+        f"Back off {noun}",
+        state_name=f"Back off before checking the {noun} again",
+        parameters={
+            "Schedule": sfn.JsonPath.list_at("$.Poll.Schedule"),
+            "Attempt": next_attempt,
+            "Seconds": sfn.JsonPath.array_get_item(
+                sfn.JsonPath.list_at("$.Poll.Schedule"), cdk.Token.as_number(next_attempt)
+            ),
+        },
+        result_path="$.Poll",
+    )
+    done = sfn.Choice(scope, f"Is {noun} done", state_name=f"Is the {noun} done?")
+    for condition, outcome in outcomes:
+        done.when(condition, outcome)
+    done.when(sfn.Condition.number_greater_than_equals("$.Poll.Attempt", len(schedule) - 1), gave_up)
+    done.otherwise(back_off.next(wait))
+    return start.next(wait).next(check).next(done)
+
+
 def put_event(
     scope: Construct,
     construct_id: str,

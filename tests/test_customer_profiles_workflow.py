@@ -27,7 +27,7 @@ from contextual_targeting.customer_profiles_segment_importer import (
     CustomerProfilesSegmentImporter,
     CustomerProfilesSegmentImporterProps,
 )
-from contextual_targeting.customer_profiles_workflows import backoff_schedule
+from contextual_targeting.customer_profiles_workflows import upload_schedule
 from tests.conftest import CDK_CONTEXT, TEST_ENV
 from tests.sfn_local.harness import (
     AwsError,
@@ -440,7 +440,7 @@ def test_upload_job_that_never_finishes_fails_within_the_bound(
     )
     assert execution.status == "FAILED", execution.summary()
     assert execution.error == "CustomerProfiles.UploadTimedOut"
-    schedule = backoff_schedule(cdk.Duration.hours(6))
+    schedule = upload_schedule(cdk.Duration.hours(6))
     assert len(execution.calls_to("Check the upload job")) == len(schedule)
     assert execution.elapsed_for("Wait for the upload job") == sum(schedule)
     assert schedule[:3] == [30, 60, 120]

@@ -18,7 +18,7 @@ from aws_cdk import Duration
 from aws_cdk.assertions import Template
 from moto import mock_aws
 
-from contextual_targeting.pinpoint_workflows import backoff_schedule
+from contextual_targeting.workflow_kit import backoff_schedule
 from tests.sfn_local.harness import (
     AwsError,
     Execution,
