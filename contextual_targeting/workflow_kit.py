@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -191,6 +192,30 @@ def logged_state_machine(
     return machine
 
 
+def shared_code_layer(scope: Construct) -> lambda_.ILayerVersion:
+    """The stack's one layer of modules several Lambdas import (`lambda/shared/python/`: `s3_streams`)."""
+    stack = cdk.Stack.of(scope)
+    existing = stack.node.try_find_child("SharedCodeLayer")
+    if isinstance(existing, lambda_.LayerVersion):
+        return existing
+    return lambda_.LayerVersion(
+        stack,
+        "SharedCodeLayer",
+        description="contextual-targeting: streaming S3 helpers shared by the Lambdas",
+        code=lambda_.Code.from_asset(str(LAMBDA_ROOT / "shared"), exclude=["**/__pycache__", "*.pyc"]),
+        compatible_runtimes=[LAMBDA_RUNTIME],
+        compatible_architectures=[lambda_.Architecture.ARM_64],
+        removal_policy=cdk.RemovalPolicy.DESTROY,
+    )
+
+
+def uses_shared_code(component: str) -> bool:
+    """Whether `lambda/<component>/` imports a module of the shared layer (then it deploys with the layer)."""
+    shared = "|".join(re.escape(module.stem) for module in (LAMBDA_ROOT / "shared" / "python").glob("*.py"))
+    imports = re.compile(rf"^\s*(?:from|import)\s+(?:{shared})\b", re.MULTILINE)
+    return any(imports.search(source.read_text()) for source in (LAMBDA_ROOT / component).glob("*.py"))
+
+
 def python_function(
     scope: Construct,
     construct_id: str,
@@ -222,6 +247,7 @@ def python_function(
         environment=dict(environment or {}),
         tracing=lambda_.Tracing.ACTIVE,
         log_group=log_group,
+        layers=[shared_code_layer(scope)] if uses_shared_code(component) else None,
     )
     assert function.role is not None
     acknowledge(

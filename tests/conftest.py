@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import aws_cdk as cdk
@@ -15,6 +16,10 @@ REPO = Path(__file__).resolve().parents[1]
 # cdk.App() in tests does not read cdk.json: pass its context (feature flags) explicitly.
 CDK_CONTEXT = json.loads((REPO / "cdk.json").read_text())["context"]
 TEST_ENV = cdk.Environment(account="123456789012", region="eu-central-1")
+# The Lambdas' shared layer (`/opt/python` in Lambda): handlers import its modules by bare name.
+SHARED_LAMBDA_CODE = REPO / "lambda" / "shared" / "python"
+if str(SHARED_LAMBDA_CODE) not in sys.path:
+    sys.path.insert(0, str(SHARED_LAMBDA_CODE))
 
 
 def build_stack(settings: ContextualTargetingSettings | None = None) -> ContextualTargetingStack:

@@ -15,6 +15,7 @@ from typing import Any
 import boto3
 import botocore.session
 import pytest
+import s3_streams
 from botocore.stub import Stubber
 from botocore.validate import ParamValidator
 from moto import mock_aws
@@ -220,7 +221,7 @@ def test_empty_segment_writes_nothing(s3: Any) -> None:
 
 def test_large_upload_file_goes_up_in_parts(s3: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     # GIVEN 5 MiB parts (S3's minimum) and a segment whose upload file spans several of them
-    monkeypatch.setattr(upload_file_handler, "PART_SIZE", 5 * 1024 * 1024)
+    monkeypatch.setattr(s3_streams, "PART_SIZE", 5 * 1024 * 1024)
     users = 250_000
     s3.put_object(
         Bucket="data-bucket",

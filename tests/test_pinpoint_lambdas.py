@@ -225,33 +225,6 @@ def test_join_handler_writes_nothing_for_a_segment_without_endpoints(s3: Any) ->
     assert "Contents" not in s3.list_objects_v2(Bucket="import-bucket", Prefix="pinpoint/")
 
 
-def test_multipart_writer_uploads_parts_and_completes_one_object(
-    s3: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(join_handler, "PART_SIZE", 5 * 1024 * 1024)  # S3's minimum part size
-    writer = join_handler.MultipartWriter(s3, "import-bucket", "pinpoint/big.csv")
-    chunk = b"x" * (3 * 1024 * 1024)
-    for _ in range(4):
-        writer.write(chunk)
-    writer.close()
-    assert len(writer.parts) == 3
-    head = s3.head_object(Bucket="import-bucket", Key="pinpoint/big.csv")
-    assert head["ContentLength"] == 4 * len(chunk)
-
-
-def test_multipart_writer_abort_leaves_no_object(s3: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(join_handler, "PART_SIZE", 5 * 1024 * 1024)
-    writer = join_handler.MultipartWriter(s3, "import-bucket", "pinpoint/half.csv")
-    writer.write(b"y" * (6 * 1024 * 1024))
-    writer.abort()
-    assert s3.list_multipart_uploads(Bucket="import-bucket").get("Uploads", []) == []
-    assert "Contents" not in s3.list_objects_v2(Bucket="import-bucket", Prefix="pinpoint/")
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Import-file inspector
-
-
 def inspect(s3: Any, key: str, body: bytes | None = None, event_key: str | None = None) -> dict[str, Any]:
     """Upload `body` under `key` (unless None) and inspect the event's key."""
     version = None

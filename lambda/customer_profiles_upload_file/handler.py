@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import codecs
 import os
 from typing import Any
 
 import boto3
+from s3_streams import MultipartWriter, text_lines
 from upload_file import (
     ContactColumns,
     UploadStats,
@@ -24,67 +24,11 @@ from upload_file import (
     write_csv,
 )
 
-PART_SIZE = 16 * 1024 * 1024  # S3 multipart parts: 5 MiB minimum, 10,000 parts at most (160 GB here)
-
-
-class MultipartWriter:
-    """Streams bytes to one S3 object, visible only when complete."""
-
-    def __init__(self, s3: Any, bucket: str, key: str) -> None:
-        self.s3, self.bucket, self.key = s3, bucket, key
-        self.buffer = bytearray()
-        self.parts: list[dict[str, Any]] = []
-        self.upload_id: str | None = None
-        self.size = 0
-
-    def write(self, data: bytes) -> None:
-        """Buffer data and upload every full part."""
-        self.buffer += data
-        self.size += len(data)
-        while len(self.buffer) >= PART_SIZE:
-            self._upload(bytes(self.buffer[:PART_SIZE]))
-            del self.buffer[:PART_SIZE]
-
-    def _upload(self, body: bytes) -> None:
-        if self.upload_id is None:
-            created = self.s3.create_multipart_upload(
-                Bucket=self.bucket, Key=self.key, ContentType="text/csv"
-            )
-            self.upload_id = created["UploadId"]
-        number = len(self.parts) + 1
-        part = self.s3.upload_part(
-            Bucket=self.bucket, Key=self.key, UploadId=self.upload_id, PartNumber=number, Body=body
-        )
-        self.parts.append({"PartNumber": number, "ETag": part["ETag"]})
-
-    def close(self) -> None:
-        """Complete the object (a single PutObject when it fits in one part)."""
-        if self.upload_id is None:
-            self.s3.put_object(
-                Bucket=self.bucket, Key=self.key, Body=bytes(self.buffer), ContentType="text/csv"
-            )
-            return
-        if self.buffer:
-            self._upload(bytes(self.buffer))
-        self.s3.complete_multipart_upload(
-            Bucket=self.bucket, Key=self.key, UploadId=self.upload_id, MultipartUpload={"Parts": self.parts}
-        )
-
-    def abort(self) -> None:
-        """Drop the parts uploaded so far: nothing half-written becomes visible."""
-        if self.upload_id is not None:
-            self.s3.abort_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self.upload_id)
-
-
-def _lines(s3: Any, bucket: str, key: str) -> Any:
-    """A text stream of an S3 object (UTF-8, BOM dropped), read as it is consumed."""
-    return codecs.getreader("utf-8-sig")(s3.get_object(Bucket=bucket, Key=key)["Body"])
-
 
 def _previous_members(s3: Any, bucket: str, key: str) -> Any:
     """Ids of the previous run's members, or none on a first run."""
     try:
-        yield from read_ids(_lines(s3, bucket, key))
+        yield from read_ids(text_lines(s3, bucket, key))
     except s3.exceptions.NoSuchKey:
         return
 
@@ -113,7 +57,7 @@ def build_upload(
         "PendingKey": f"{run}members.csv",
     }
     stats = UploadStats()
-    users = read_segment(_lines(s3, bucket, event["Key"]), stats)
+    users = read_segment(text_lines(s3, bucket, event["Key"]), stats)
     dropped = dropped_members(_previous_members(s3, bucket, keys["MembersKey"]), users, stats)
     contacts = contacts_key.format(dataset_group=dataset_group)
     upload = MultipartWriter(s3, bucket, keys["UploadKey"])
@@ -128,7 +72,9 @@ def build_upload(
     try:
         # An empty segment is rejected whole: no contact file read, no member set to false.
         rows = (
-            upload_rows(users, dropped, _lines(s3, bucket, contacts), columns, stats) if users else iter(())
+            upload_rows(users, dropped, text_lines(s3, bucket, contacts), columns, stats)
+            if users
+            else iter(())
         )
         write_csv(rows, upload.write, header(columns), on_row=keep_member)
         count_users_without_contact(users, stats)
