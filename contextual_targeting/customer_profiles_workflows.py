@@ -23,7 +23,7 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from contextual_targeting.events_contract import CUSTOMER_PROFILES_SEGMENT_STATE_CHANGE
-from contextual_targeting.workflow_kit import add_sdk_retry, backoff_schedule, notify, poll_job, put_event
+from contextual_targeting.workflow_kit import add_sdk_retry, backoff_schedule, poll_job, report_outcome
 
 PROFILES_SERVICE = "customerprofiles"
 PROFILES_IAM_PREFIX = "profile"
@@ -137,34 +137,14 @@ def upload_workflow(
     definitions_arn = f"{target.domain_arn}/segment-definitions/*"
 
     # ---- the tail every outcome goes through --------------------------------------------------------------
-    publish = put_event(
+    publish = report_outcome(
         scope,
-        "Publish",
-        state_name="Publish the outcome",
+        "upload",
         bus=bus,
-        detail_type=CUSTOMER_PROFILES_SEGMENT_STATE_CHANGE,
-        detail={key: sfn.JsonPath.string_at(f"$.Report.{key}") for key in DETAIL_KEYS},
-    )
-    email = notify(
-        scope,
-        "Email",
-        state_name="Email the outcome",
         topic=topic,
+        detail_type=CUSTOMER_PROFILES_SEGMENT_STATE_CHANGE,
+        detail_keys=DETAIL_KEYS,
         subject="Customer Profiles segment upload",
-        message=sfn.TaskInput.from_json_path_at("$.Report.Message"),
-    )
-    failed = sfn.Fail(
-        scope,
-        "Failed",
-        state_name="The upload failed",
-        error_path="$.Report.Error",
-        cause_path="$.Report.FailureReason",
-    )
-    done = sfn.Succeed(scope, "Done", state_name="The upload is done", output_path="$.Report")
-    verdict = (
-        sfn.Choice(scope, "Verdict", state_name="Did the upload fail?")
-        .when(sfn.Condition.string_equals("$.Report.Status", "FAILED"), failed)
-        .otherwise(done)
     )
     remove = tasks.CallAwsService(
         scope,
@@ -201,8 +181,6 @@ def upload_workflow(
         )
         .otherwise(publish)
     )
-    publish.next(email)
-    email.next(verdict)
 
     def report(construct_id: str, state_name: str, fields: Mapping[str, Any]) -> sfn.Chain:
         base: dict[str, Any] = {

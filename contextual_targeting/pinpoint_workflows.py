@@ -20,7 +20,7 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from contextual_targeting.events_contract import PINPOINT_IMPORT_STATE_CHANGE
-from contextual_targeting.workflow_kit import add_sdk_retry, notify, poll_job, put_event
+from contextual_targeting.workflow_kit import add_sdk_retry, poll_job, report_outcome
 
 PINPOINT_SERVICE = "pinpoint"
 PINPOINT_IAM_PREFIX = "mobiletargeting"
@@ -88,63 +88,6 @@ def _report(scope: Construct, construct_id: str, state_name: str, fields: Mappin
     )
 
 
-def _tail(
-    scope: Construct,
-    stage: str,
-    *,
-    bus: events.IEventBus,
-    topic: sns.ITopic,
-    detail_keys: Sequence[str],
-    quiet_statuses: Sequence[str] = (),
-) -> sfn.Chain:
-    """Publish `$.Report` as an event, email it (unless its status is quiet), then succeed or fail on it."""
-    publish = put_event(
-        scope,
-        f"{stage} Publish",
-        state_name=f"Publish the {stage.lower()} outcome",
-        bus=bus,
-        detail_type=PINPOINT_IMPORT_STATE_CHANGE,
-        detail={key: sfn.JsonPath.string_at(f"$.Report.{key}") for key in detail_keys},
-    )
-    email = notify(
-        scope,
-        f"{stage} Email",
-        state_name=f"Email the {stage.lower()} outcome",
-        topic=topic,
-        subject=f"Pinpoint segment {stage.lower()}",
-        message=sfn.TaskInput.from_json_path_at("$.Report.Message"),
-    )
-    failed = sfn.Fail(
-        scope,
-        f"{stage} Failed",
-        state_name=f"The {stage.lower()} failed",
-        error_path="$.Report.Error",
-        cause_path="$.Report.FailureReason",
-    )
-    succeeded = sfn.Succeed(
-        scope, f"{stage} Done", state_name=f"The {stage.lower()} is done", output_path="$.Report"
-    )
-    verdict = (
-        sfn.Choice(scope, f"{stage} Verdict", state_name=f"Did the {stage.lower()} fail?")
-        .when(sfn.Condition.string_equals("$.Report.Status", "FAILED"), failed)
-        .otherwise(succeeded)
-    )
-    email.next(verdict)
-    should_email = sfn.Choice(
-        scope, f"{stage} Should email", state_name=f"Is the {stage.lower()} outcome worth an email?"
-    )
-    for status in quiet_statuses:
-        should_email.when(
-            sfn.Condition.and_(
-                sfn.Condition.string_equals("$.Report.Status", status),
-                sfn.Condition.number_equals("$.Report.UsersWithoutEndpoints", 0),
-            ),
-            verdict,
-        )
-    should_email.otherwise(email)
-    return publish.next(should_email if quiet_statuses else email)
-
-
 # ---------------------------------------------------------------------------------------------------------
 # Prepare: `Segment Ready` -> endpoint export -> join -> `Id` file under the import prefix.
 
@@ -172,8 +115,19 @@ def prepare_workflow(
     export_schedule: Sequence[int],
 ) -> sfn.Chain:
     """Prepare workflow: export the project's endpoints, join them with the segment, write the import file."""
-    tail = _tail(
-        scope, STAGE_PREPARE, bus=bus, topic=topic, detail_keys=PREPARE_DETAIL, quiet_statuses=["PREPARED"]
+    tail = report_outcome(
+        scope,
+        STAGE_PREPARE.lower(),
+        bus=bus,
+        topic=topic,
+        detail_type=PINPOINT_IMPORT_STATE_CHANGE,
+        detail_keys=PREPARE_DETAIL,
+        subject="Pinpoint segment prepare",
+        # A clean preparation is followed by its import, which emails: only problems are worth a mail.
+        quiet=sfn.Condition.and_(
+            sfn.Condition.string_equals("$.Report.Status", "PREPARED"),
+            sfn.Condition.number_equals("$.Report.UsersWithoutEndpoints", 0),
+        ),
     )
     segment = "$.Segment.SegmentName"
 
@@ -389,7 +343,15 @@ def import_workflow(
     import_schedule: Sequence[int],
 ) -> sfn.Chain:
     """Import workflow: inspect the file, create a static segment from it and poll the job to its end."""
-    tail = _tail(scope, STAGE_IMPORT, bus=bus, topic=topic, detail_keys=IMPORT_DETAIL)
+    tail = report_outcome(
+        scope,
+        STAGE_IMPORT.lower(),
+        bus=bus,
+        topic=topic,
+        detail_type=PINPOINT_IMPORT_STATE_CHANGE,
+        detail_keys=IMPORT_DETAIL,
+        subject="Pinpoint segment import",
+    )
     name = sfn.JsonPath.string_at("$.File.SegmentName")
     key = sfn.JsonPath.string_at("$.File.Key")
     job_id = sfn.JsonPath.string_at("$.Import.JobId")
