@@ -28,7 +28,9 @@ from contextual_targeting.customer_profiles_segment_importer import (
     CustomerProfilesSegmentImporterProps,
 )
 from contextual_targeting.customer_profiles_workflows import upload_schedule
+from contextual_targeting.events_contract import CUSTOMER_PROFILES_SEGMENT_STATE_CHANGE
 from tests.conftest import CDK_CONTEXT, TEST_ENV
+from tests.sfn_local import Outbox
 from tests.sfn_local.harness import (
     AwsError,
     Execution,
@@ -90,38 +92,6 @@ def s3_client() -> Iterator[Any]:
             Bucket="data-bucket", Key="train/bingewatch/users.csv", Body=(EVENTS / "users.csv").read_bytes()
         )
         yield client
-
-
-class Outbox:
-    """Scripted EventBridge and SNS that keep what the workflow sent."""
-
-    def __init__(self) -> None:
-        self.events: list[dict[str, Any]] = []
-        self.emails: list[dict[str, Any]] = []
-
-    def handlers(self) -> dict[str, Callable[[TaskCall], Any]]:
-        """Handlers for `events:putEvents` and `sns:publish`."""
-        return {"events:putEvents": self._put, "sns:publish": self._publish}
-
-    def _put(self, call: TaskCall) -> Any:
-        for entry in call.parameters["Entries"]:
-            detail = entry["Detail"]
-            self.events.append({**entry, "Detail": json.loads(detail) if isinstance(detail, str) else detail})
-        return {"Entries": [{"EventId": f"e-{len(self.events)}"}], "FailedEntryCount": 0}
-
-    def _publish(self, call: TaskCall) -> Any:
-        self.emails.append(call.parameters)
-        return {"MessageId": f"m-{len(self.emails)}"}
-
-    @property
-    def detail(self) -> dict[str, Any]:
-        """The one event's detail (asserting there is exactly one Customer Profiles state change)."""
-        assert len(self.events) == 1, self.events
-        event = self.events[0]
-        assert event["DetailType"] == "Customer Profiles Segment State Change"
-        assert event["Source"] == "contextual-targeting"
-        detail: dict[str, Any] = event["Detail"]
-        return detail
 
 
 def s3_handlers(client: Any) -> dict[str, Callable[[TaskCall], Any]]:
@@ -209,7 +179,7 @@ def keys(client: Any) -> list[str]:
 def test_first_run_creates_the_definition_uploads_and_keeps_the_members(
     definition: dict[str, Any], s3_client: Any
 ) -> None:
-    outbox = Outbox()
+    outbox = Outbox(CUSTOMER_PROFILES_SEGMENT_STATE_CHANGE)
     execution = run(definition, s3_client, outbox)
     assert execution.status == "SUCCEEDED", execution.summary()
     # The definition was looked up, not found, and created with the attribute the upload sets.
@@ -277,7 +247,7 @@ def test_second_run_reuses_the_definition_and_sets_dropped_members_false(
         uploaded.extend(body.decode().splitlines())
         return {"Bytes": len(body), "HttpStatus": 200}
 
-    outbox = Outbox()
+    outbox = Outbox(CUSTOMER_PROFILES_SEGMENT_STATE_CHANGE)
     # WHEN the next run finds the definition
     execution = run(
         definition,
@@ -305,7 +275,7 @@ def test_second_run_reuses_the_definition_and_sets_dropped_members_false(
 
 
 def test_partially_succeeded_is_reported_with_counts(definition: dict[str, Any], s3_client: Any) -> None:
-    outbox = Outbox()
+    outbox = Outbox(CUSTOMER_PROFILES_SEGMENT_STATE_CHANGE)
     partial = {
         "Status": "PARTIALLY_SUCCEEDED",
         "StatusReason": "VALIDATION_FAILURE",
@@ -333,7 +303,7 @@ def test_partially_succeeded_is_reported_with_counts(definition: dict[str, Any],
 def test_failed_or_stopped_job_fails_the_execution(
     definition: dict[str, Any], s3_client: Any, status: str
 ) -> None:
-    outbox = Outbox()
+    outbox = Outbox(CUSTOMER_PROFILES_SEGMENT_STATE_CHANGE)
     execution = run(
         definition,
         s3_client,
@@ -355,7 +325,7 @@ def test_failed_or_stopped_job_fails_the_execution(
 
 
 def test_throttled_calls_are_retried(definition: dict[str, Any], s3_client: Any) -> None:
-    outbox = Outbox()
+    outbox = Outbox(CUSTOMER_PROFILES_SEGMENT_STATE_CHANGE)
     throttled = AwsError("CustomerProfiles.ThrottlingException", "Rate exceeded")
     execution = run(
         definition,
@@ -373,7 +343,7 @@ def test_throttled_calls_are_retried(definition: dict[str, Any], s3_client: Any)
 
 
 def test_users_without_contact_data_are_counted(definition: dict[str, Any], s3_client: Any) -> None:
-    outbox = Outbox()
+    outbox = Outbox(CUSTOMER_PROFILES_SEGMENT_STATE_CHANGE)
     key = json.loads((EVENTS / "segment_ready.json").read_text())["detail"]["Key"]
     s3_client.put_object(Bucket="data-bucket", Key=key, Body=b"UserId\n1\n5\nghost\n")  # 5 has no email
     execution = run(definition, s3_client, outbox)
@@ -385,7 +355,7 @@ def test_users_without_contact_data_are_counted(definition: dict[str, Any], s3_c
 def test_segment_without_contacts_is_rejected_and_nothing_uploaded(
     definition: dict[str, Any], s3_client: Any
 ) -> None:
-    outbox = Outbox()
+    outbox = Outbox(CUSTOMER_PROFILES_SEGMENT_STATE_CHANGE)
     key = json.loads((EVENTS / "segment_ready.json").read_text())["detail"]["Key"]
     s3_client.put_object(Bucket="data-bucket", Key=key, Body=b"UserId\nghost-1\nghost-2\n")
     execution = run(definition, s3_client, outbox, **{"aws-sdk:customerprofiles:createUploadJob": script()})
@@ -400,7 +370,7 @@ def test_segment_without_contacts_is_rejected_and_nothing_uploaded(
 
 
 def test_empty_segment_is_rejected(definition: dict[str, Any], s3_client: Any) -> None:
-    outbox = Outbox()
+    outbox = Outbox(CUSTOMER_PROFILES_SEGMENT_STATE_CHANGE)
     key = json.loads((EVENTS / "segment_ready.json").read_text())["detail"]["Key"]
     s3_client.put_object(Bucket="data-bucket", Key=key, Body=b"UserId\n")
     execution = run(
@@ -412,7 +382,7 @@ def test_empty_segment_is_rejected(definition: dict[str, Any], s3_client: Any) -
 
 
 def test_waits_for_a_slot_then_uploads(definition: dict[str, Any], s3_client: Any) -> None:
-    outbox = Outbox()
+    outbox = Outbox(CUSTOMER_PROFILES_SEGMENT_STATE_CHANGE)
     execution = run(
         definition,
         s3_client,
@@ -434,7 +404,7 @@ def test_waits_for_a_slot_then_uploads(definition: dict[str, Any], s3_client: An
 def test_upload_job_that_never_finishes_fails_within_the_bound(
     definition: dict[str, Any], s3_client: Any
 ) -> None:
-    outbox = Outbox()
+    outbox = Outbox(CUSTOMER_PROFILES_SEGMENT_STATE_CHANGE)
     execution = run(
         definition, s3_client, outbox, **{"aws-sdk:customerprofiles:getUploadJob": job_status("IN_PROGRESS")}
     )
@@ -452,7 +422,7 @@ def test_upload_job_that_never_finishes_fails_within_the_bound(
 def test_failed_send_fails_the_execution_with_the_lambda_error(
     definition: dict[str, Any], s3_client: Any
 ) -> None:
-    outbox = Outbox()
+    outbox = Outbox(CUSTOMER_PROFILES_SEGMENT_STATE_CHANGE)
     execution = run(
         definition,
         s3_client,

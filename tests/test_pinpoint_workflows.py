@@ -18,7 +18,9 @@ from aws_cdk import Duration
 from aws_cdk.assertions import Template
 from moto import mock_aws
 
+from contextual_targeting.events_contract import PINPOINT_IMPORT_STATE_CHANGE
 from contextual_targeting.workflow_kit import backoff_schedule
+from tests.sfn_local import Outbox
 from tests.sfn_local.harness import (
     AwsError,
     Execution,
@@ -54,44 +56,6 @@ def s3() -> Iterator[Any]:
         client.create_bucket(Bucket=IMPORT_BUCKET)
         client.put_bucket_versioning(Bucket=IMPORT_BUCKET, VersioningConfiguration={"Status": "Enabled"})
         yield client
-
-
-class Outbox:
-    """Scripted EventBridge and SNS that keep what the workflow sent."""
-
-    def __init__(self) -> None:
-        self.events: list[dict[str, Any]] = []
-        self.emails: list[dict[str, Any]] = []
-
-    def handlers(self) -> dict[str, Callable[[TaskCall], Any]]:
-        """Handlers for `events:putEvents` and `sns:publish`."""
-        return {"events:putEvents": self._put, "sns:publish": self._publish}
-
-    def _put(self, call: TaskCall) -> Any:
-        for entry in call.parameters["Entries"]:
-            self.events.append(
-                {
-                    **entry,
-                    "Detail": json.loads(entry["Detail"])
-                    if isinstance(entry["Detail"], str)
-                    else entry["Detail"],
-                }
-            )
-        return {"Entries": [{"EventId": f"e-{len(self.events)}"}], "FailedEntryCount": 0}
-
-    def _publish(self, call: TaskCall) -> Any:
-        self.emails.append(call.parameters)
-        return {"MessageId": f"m-{len(self.emails)}"}
-
-    @property
-    def detail(self) -> dict[str, Any]:
-        """The one event's detail (asserting there is exactly one Pinpoint import state change)."""
-        assert len(self.events) == 1, self.events
-        event = self.events[0]
-        assert event["DetailType"] == "Pinpoint Segment Import State Change"
-        assert event["Source"] == "contextual-targeting"
-        detail: dict[str, Any] = event["Detail"]
-        return detail
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -153,7 +117,7 @@ def test_prepare_writes_the_id_file_and_reports_users_without_endpoints(
     definitions: dict[str, Any], s3: Any
 ) -> None:
     # GIVEN an export that completes after two checks, with endpoints for 3 of the 4 users
-    outbox = Outbox()
+    outbox = Outbox(PINPOINT_IMPORT_STATE_CHANGE)
     execution = run_prepare(
         definitions,
         s3,
@@ -189,7 +153,7 @@ def test_prepare_writes_the_id_file_and_reports_users_without_endpoints(
 
 
 def test_prepare_without_missing_users_sends_no_email(definitions: dict[str, Any], s3: Any) -> None:
-    outbox = Outbox()
+    outbox = Outbox(PINPOINT_IMPORT_STATE_CHANGE)
     execution = run_prepare(
         definitions,
         s3,
@@ -207,7 +171,7 @@ def test_prepare_without_missing_users_sends_no_email(definitions: dict[str, Any
 
 
 def test_segment_without_endpoints_is_reported_and_not_imported(definitions: dict[str, Any], s3: Any) -> None:
-    outbox = Outbox()
+    outbox = Outbox(PINPOINT_IMPORT_STATE_CHANGE)
     execution = run_prepare(
         definitions,
         s3,
@@ -227,7 +191,7 @@ def test_segment_without_endpoints_is_reported_and_not_imported(definitions: dic
 
 
 def test_failed_export_fails_the_execution_with_event_and_email(definitions: dict[str, Any], s3: Any) -> None:
-    outbox = Outbox()
+    outbox = Outbox(PINPOINT_IMPORT_STATE_CHANGE)
     execution = run_prepare(
         definitions,
         s3,
@@ -248,7 +212,7 @@ def test_failed_export_fails_the_execution_with_event_and_email(definitions: dic
 
 
 def test_export_that_never_finishes_fails_within_the_bound(definitions: dict[str, Any], s3: Any) -> None:
-    outbox = Outbox()
+    outbox = Outbox(PINPOINT_IMPORT_STATE_CHANGE)
     execution = run_prepare(
         definitions,
         s3,
@@ -327,7 +291,7 @@ COMPLETED = {
 def test_endpoints_file_registers_endpoints_and_defines_the_endpoints_segment(
     definitions: dict[str, Any], s3: Any
 ) -> None:
-    outbox = Outbox()
+    outbox = Outbox(PINPOINT_IMPORT_STATE_CHANGE)
     execution = run_import(
         definitions,
         s3,
@@ -370,7 +334,7 @@ def test_endpoints_file_registers_endpoints_and_defines_the_endpoints_segment(
 
 
 def test_id_only_file_references_existing_endpoints(definitions: dict[str, Any], s3: Any) -> None:
-    outbox = Outbox()
+    outbox = Outbox(PINPOINT_IMPORT_STATE_CHANGE)
     key = "pinpoint/Action fans Müller.csv"  # spaces and non-ASCII, as EventBridge delivers them
     execution = run_import(
         definitions,
@@ -395,7 +359,7 @@ def test_id_only_file_references_existing_endpoints(definitions: dict[str, Any],
 
 
 def test_completed_with_failures_is_a_reported_partial_import(definitions: dict[str, Any], s3: Any) -> None:
-    outbox = Outbox()
+    outbox = Outbox(PINPOINT_IMPORT_STATE_CHANGE)
     partial = {
         **COMPLETED,
         "TotalProcessed": 800,
@@ -431,7 +395,7 @@ def test_completed_with_failures_is_a_reported_partial_import(definitions: dict[
 
 
 def test_failed_import_fails_the_execution(definitions: dict[str, Any], s3: Any) -> None:
-    outbox = Outbox()
+    outbox = Outbox(PINPOINT_IMPORT_STATE_CHANGE)
     failed = {"JobStatus": "FAILED", "Failures": ["The file is not a valid CSV"], "FailedPieces": 1}
     execution = run_import(
         definitions,
@@ -456,7 +420,7 @@ def test_failed_import_fails_the_execution(definitions: dict[str, Any], s3: Any)
 
 
 def test_throttled_create_import_job_is_retried(definitions: dict[str, Any], s3: Any) -> None:
-    outbox = Outbox()
+    outbox = Outbox(PINPOINT_IMPORT_STATE_CHANGE)
     throttled = AwsError("Pinpoint.TooManyRequestsException", "Too many requests")
     execution = run_import(
         definitions,
@@ -478,7 +442,7 @@ def test_throttled_create_import_job_is_retried(definitions: dict[str, Any], s3:
 
 
 def test_import_that_never_finishes_fails_with_a_clear_cause(definitions: dict[str, Any], s3: Any) -> None:
-    outbox = Outbox()
+    outbox = Outbox(PINPOINT_IMPORT_STATE_CHANGE)
     execution = run_import(
         definitions,
         s3,
@@ -506,7 +470,7 @@ def test_import_that_never_finishes_fails_with_a_clear_cause(definitions: dict[s
 
 
 def test_unsupported_file_type_is_rejected_without_an_import(definitions: dict[str, Any], s3: Any) -> None:
-    outbox = Outbox()
+    outbox = Outbox(PINPOINT_IMPORT_STATE_CHANGE)
     execution = run_import(
         definitions,
         s3,
@@ -527,7 +491,7 @@ def test_unsupported_file_type_is_rejected_without_an_import(definitions: dict[s
 
 
 def test_empty_import_file_is_rejected(definitions: dict[str, Any], s3: Any) -> None:
-    outbox = Outbox()
+    outbox = Outbox(PINPOINT_IMPORT_STATE_CHANGE)
     execution = run_import(definitions, s3, outbox, "pinpoint/empty.csv", b"")
     assert execution.status == "SUCCEEDED", execution.summary()
     assert outbox.detail["Status"] == "REJECTED"

@@ -19,6 +19,7 @@ from .harness import (
     run_workflow,
     script,
 )
+from .outbox import Outbox
 
 __all__ = [
     "HISTORY_EVENT_LIMIT",
@@ -27,6 +28,7 @@ __all__ = [
     "Execution",
     "HarnessError",
     "InvalidDefinitionError",
+    "Outbox",
     "RunawayExecutionError",
     "ScriptExhaustedError",
     "TaskCall",
