@@ -56,3 +56,14 @@ def full_stack() -> ContextualTargetingStack:
 def full_template(full_stack: ContextualTargetingStack) -> Template:
     """Template of the stack with every option on."""
     return Template.from_stack(full_stack)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """List workflow states that no local execution entered: failure branches still to be proven."""
+    from tests.sfn_local.harness import uncovered_states
+
+    report = uncovered_states()
+    if report:
+        terminalreporter.section("workflow states never executed")
+        for workflow, missing in report:
+            terminalreporter.line(f"{workflow} ...: {', '.join(missing)}")

@@ -90,6 +90,8 @@ _REORDER_WINDOW = 2_000
 _CDK_HASH = re.compile(r"[0-9A-F]{8}")
 # Fingerprints of definitions asl-validator accepted in this process.
 _VALIDATED: set[str] = set()
+# Every workflow run in this process, by the workflow's state names: the states its runs entered.
+STATE_COVERAGE: dict[frozenset[str], set[str]] = {}
 
 Lane = tuple[tuple[str, int | None], ...]
 Handler = Callable[["TaskCall"], Any]
@@ -276,7 +278,18 @@ def run_workflow(
     execution = _Run(rendered, states, start_time, handlers, timeout, max_transitions).execute(job)
     if validate:
         _VALIDATED.add(fingerprint)
+    STATE_COVERAGE.setdefault(frozenset(states), set()).update(execution.states_entered())
     return execution
+
+
+def uncovered_states() -> list[tuple[str, list[str]]]:
+    """For each workflow run in this process (named by its first state), the states no run entered."""
+    report = []
+    for states, entered in STATE_COVERAGE.items():
+        missing = sorted(states - entered)
+        if missing:
+            report.append((min(entered) if entered else min(states), missing))
+    return report
 
 
 def definition_from_template(
