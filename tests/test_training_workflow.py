@@ -17,12 +17,15 @@ from contextual_targeting.events_contract import (
     TRAINING_RUN_STATE_CHANGE,
     personalize_state_change,
 )
+from contextual_targeting.polling import LONG, QUICK, TRAINING, PollSchedule
 from contextual_targeting.training_workflow import FILE_CHECK_INTERVAL, FILE_CHECKS
 from tests.conftest import build_stack
 from tests.sfn_local import Execution, definition_from_template, run_workflow
 from tests.test_training_workflow_fakes import (
     CONFIG_KEY,
+    NO_FAILURE_REASON,
     PREFIX,
+    REFUSED,
     START,
     FakeAws,
     MemoryS3,
@@ -43,6 +46,37 @@ RESOURCE_EVENTS = (
     "Solution Version",
     "Batch Segment Job",
 )
+# Every kind the workflow creates, in the order one dataset / one solution goes through them.
+PIPELINE = (
+    "DatasetGroup",
+    "Schema",
+    "Dataset",
+    "DatasetImportJob",
+    "Solution",
+    "SolutionVersion",
+    "BatchSegmentJob",
+)
+# Kind -> (state-name label, event name).
+NAMES = {
+    "DatasetGroup": ("dataset group", "Dataset Group"),
+    "Schema": ("schema", "Schema"),
+    "Dataset": ("dataset", "Dataset"),
+    "DatasetImportJob": ("dataset import job", "Dataset Import Job"),
+    "Solution": ("solution", "Solution"),
+    "SolutionVersion": ("solution version", "Solution Version"),
+    "BatchSegmentJob": ("batch segment job", "Batch Segment Job"),
+}
+# Poll schedules of the deployed workflow (TrainingWorkflowProps defaults).
+SCHEDULES: dict[str, PollSchedule] = {
+    "DatasetGroup": QUICK,
+    "Dataset": QUICK,
+    "DatasetImportJob": LONG,
+    "Solution": QUICK,
+    "SolutionVersion": TRAINING,
+    "BatchSegmentJob": LONG,
+}
+# Never ACTIVE within any bound.
+STUCK = 10 * 24 * 3600
 
 
 @pytest.fixture(scope="module")
@@ -83,6 +117,12 @@ def _assert_failed_cleanly(execution: Execution, fake: FakeAws, error: str) -> d
     assert email["Message"]["Reason"] == execution.cause
     message: dict[str, Any] = email["Message"]
     return message
+
+
+def _assert_nothing_created_after(fake: FakeAws, kind: str) -> None:
+    """No create of a kind that comes after `kind` (every iteration fails at the same step)."""
+    later = set(PIPELINE[PIPELINE.index(kind) + 1 :])
+    assert not later & set(fake.created_kinds()), fake.created_kinds()
 
 
 # ---- happy path
@@ -365,3 +405,102 @@ def test_a_stuck_training_gives_up_after_its_bound(definition: dict[str, Any]) -
     waited = execution.elapsed_for("Wait for solution version")
     assert 24 * 3600 <= waited < 24 * 3600 + 600
     print(f"\nstuck training: gave up after {waited / 3600:g} h, {execution.transitions} transitions")
+
+
+@pytest.mark.parametrize(
+    ("kind", "reason"),
+    [
+        ("DatasetGroup", "KMS key ARN is not accessible by the Personalize service role"),
+        ("Dataset", "(not reported by Personalize)"),
+        ("Solution", "(not reported by Personalize)"),
+    ],
+    ids=["DatasetGroup", "Dataset", "Solution"],
+)
+def test_resource_create_failed_fails_the_run_naming_it(
+    definition: dict[str, Any], kind: str, reason: str
+) -> None:
+    # GIVEN Personalize ends every resource of this kind CREATE FAILED (datasets and solutions say no why)
+    label, event_name = NAMES[kind]
+    fake = _fake(failures={kind: reason})
+    # WHEN the config upload runs the workflow
+    execution = _run(definition, fake)
+    # THEN the run fails on that resource, with the reason Personalize gave or a note that it gave none
+    expected = f"Personalize reports no reason for a failed {label}" if kind in NO_FAILURE_REASON else reason
+    message = _assert_failed_cleanly(execution, fake, f"{kind}Failed")
+    assert f"Fail on {label}" in execution.states_entered()
+    assert message["Reason"].startswith(f"{label.capitalize()} ")
+    assert message["Reason"].endswith(f" is CREATE FAILED: {expected}")
+    failed = [
+        d for d in fake.events_of(personalize_state_change(event_name)) if d["Status"] == "CREATE FAILED"
+    ]
+    assert failed
+    assert all(d["FailureReason"] == expected for d in failed)
+    assert {d["Arn"] for d in failed} <= {r.arn for r in fake.resources.values() if r.kind == kind}
+    _assert_nothing_created_after(fake, kind)
+
+
+@pytest.mark.parametrize(
+    "kind", ["Schema", "DatasetGroup", "Dataset", "DatasetImportJob", "SolutionVersion", "BatchSegmentJob"]
+)
+def test_refused_create_request_fails_the_run_naming_the_step(definition: dict[str, Any], kind: str) -> None:
+    # GIVEN Personalize refuses this kind's create request for good (the solution's: see above)
+    label, event_name = NAMES[kind]
+    cause = f"Invalid {label} request: 1 validation error detected"
+    fake = _fake(rejections={kind: cause})
+    # WHEN the config upload runs the workflow
+    execution = _run(definition, fake)
+    # THEN the request is not retried, the run fails naming the step and Personalize's words, and stops there
+    message = _assert_failed_cleanly(execution, fake, f"{kind}RequestFailed")
+    assert message["Reason"] == cause
+    assert f"Fail on {label} request" in execution.states_entered()
+    refused = execution.calls_to(f"Create {label}")
+    assert refused
+    assert all(c.error == REFUSED and c.attempt == 1 for c in refused)
+    assert kind not in fake.created_kinds()
+    assert fake.events_of(personalize_state_change(event_name)) == []
+    _assert_nothing_created_after(fake, kind)
+
+
+@pytest.mark.parametrize(
+    "kind", ["DatasetGroup", "Dataset", "DatasetImportJob", "Solution", "BatchSegmentJob"]
+)
+def test_a_stuck_resource_gives_up_after_its_bound(definition: dict[str, Any], kind: str) -> None:
+    # GIVEN this kind never leaves CREATE IN_PROGRESS (the solution version's bound: see above)
+    label, event_name = NAMES[kind]
+    schedule = SCHEDULES[kind]
+    fake = _fake()
+    fake.durations[kind] = STUCK
+    # WHEN the config upload runs the workflow
+    execution = _run(definition, fake)
+    # THEN it is polled until its bound is spent, no longer, and the run fails naming it
+    message = _assert_failed_cleanly(execution, fake, f"{kind}TimedOut")
+    assert message["Reason"] == f"The {label} was not ACTIVE after {schedule.limit // 60} minutes of waiting"
+    assert f"Give up on {label}" in execution.states_entered()
+    stuck = [r for r in fake.resources.values() if r.kind == kind]
+    assert stuck
+    polled = [max(t for _, arn, t in fake.describes if arn == r.arn) - r.created_at for r in stuck]
+    assert max(polled) >= schedule.limit
+    assert all(p < schedule.limit + schedule.cap for p in polled)
+    statuses = {d["Status"] for d in fake.events_of(personalize_state_change(event_name))}
+    assert statuses == {"CREATE PENDING"}
+    _assert_nothing_created_after(fake, kind)
+
+
+def test_a_dataset_that_takes_a_while_is_polled_with_backoff(definition: dict[str, Any]) -> None:
+    # GIVEN datasets take 12 s to become ACTIVE
+    fake = _fake()
+    fake.durations["Dataset"] = 12
+    # WHEN the config upload runs the workflow
+    execution = _run(definition, fake)
+    # THEN each is looked at after 0, 5 and 15 s (QUICK backoff) and its import starts once it is ACTIVE
+    assert execution.status == "SUCCEEDED", execution.summary()
+    datasets = [r for r in fake.resources.values() if r.kind == "Dataset"]
+    assert len(datasets) == 3
+    for dataset in datasets:
+        looks = [t - dataset.created_at for _, arn, t in fake.describes if arn == dataset.arn]
+        assert looks == [0, 5, 15], dataset
+        assert dataset.seen_active_at == dataset.created_at + 15
+        (job,) = [r for r in fake.resources.values() if r.request.get("DatasetArn") == dataset.arn]
+        assert job.created_at == dataset.seen_active_at
+    statuses = [d["Status"] for d in fake.events_of(personalize_state_change("Dataset"))]
+    assert sorted(statuses) == sorted(["CREATE PENDING", "ACTIVE"] * 3)

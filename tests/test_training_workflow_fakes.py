@@ -35,6 +35,10 @@ DURATIONS = {
     "SolutionVersion": 3600,
     "BatchSegmentJob": 1200,
 }
+# Describe* of these kinds has no `FailureReason` member, failed or not (as in the Personalize API).
+NO_FAILURE_REASON = frozenset({"Dataset", "Solution"})
+# A create request Personalize refuses for good: no retry absorbs it.
+REFUSED = "Personalize.InvalidInputException"
 
 
 def load_validator() -> ModuleType:
@@ -111,7 +115,10 @@ class FakeAws:
     existing: set[str] = field(default_factory=set)
     """ARNs that already exist (ACTIVE since long before the run)."""
     failures: dict[str, str] = field(default_factory=dict)
-    """Resource kind -> failureReason: that kind ends CREATE FAILED."""
+    """Resource kind -> failureReason: that kind ends CREATE FAILED (the reason is not reported for the kinds
+    in NO_FAILURE_REASON)."""
+    rejections: dict[str, str] = field(default_factory=dict)
+    """Resource kind (or `Schema`) -> cause: its create requests are refused with REFUSED."""
     throttle: dict[str, int] = field(default_factory=dict)
     """Resource kind -> how many Describe calls are throttled before the answers come."""
     resources: dict[str, Resource] = field(default_factory=dict)
@@ -152,6 +159,7 @@ class FakeAws:
 
     def _create_schema(self, call: TaskCall) -> dict[str, Any]:
         request = call.parameters
+        self._refuse("Schema")
         arn = f"{PREFIX}schema/{request['Name']}"
         if arn in self.existing:
             raise AwsError("Personalize.ResourceAlreadyExistsException", f"{arn} already exists")
@@ -161,6 +169,7 @@ class FakeAws:
     def _creator(self, kind: str) -> Callable[[TaskCall], dict[str, Any]]:
         def create(call: TaskCall) -> dict[str, Any]:
             request = call.parameters
+            self._refuse(kind)
             arn = self._arn(kind, request)
             if arn in self.existing or arn in self.resources:
                 raise AwsError("Personalize.ResourceAlreadyExistsException", f"{arn} already exists")
@@ -172,6 +181,10 @@ class FakeAws:
             return {f"{kind}Arn": arn}
 
         return create
+
+    def _refuse(self, kind: str) -> None:
+        if kind in self.rejections:
+            raise AwsError(REFUSED, self.rejections[kind])
 
     def _describer(self, kind: str) -> Callable[[TaskCall], dict[str, Any]]:
         def describe(call: TaskCall) -> dict[str, Any]:
@@ -194,7 +207,8 @@ class FakeAws:
             }
             if done and resource.fail_reason:
                 status = "CREATE FAILED"
-                body["FailureReason"] = resource.fail_reason
+                if kind not in NO_FAILURE_REASON:
+                    body["FailureReason"] = resource.fail_reason
             elif done:
                 status = "ACTIVE"
                 if resource.seen_active_at is None:
