@@ -87,7 +87,7 @@ class WorkflowSettings:
     max_concurrent_uploads: int
     """At most this many executions upload (or wait for their job) at a time."""
     slot_checks: int
-    """How many times (a minute apart) an execution asks for an upload slot before giving up."""
+    """How many minutes an execution waits for an upload slot, asking once a minute, before giving up."""
     upload_schedule: Sequence[int]
     """Wait seconds before each upload job status check."""
 
@@ -649,7 +649,7 @@ def upload_workflow(
     slot_free = (
         sfn.Choice(scope, "Slot free", state_name="Is an upload slot free?")
         .when(sfn.Condition.boolean_equals("$.Slot.Answer.Proceed", True), write)
-        .when(sfn.Condition.number_greater_than_equals("$.Slot.Attempt", settings.slot_checks - 1), no_slot)
+        .when(sfn.Condition.number_greater_than_equals("$.Slot.Attempt", settings.slot_checks), no_slot)
         .otherwise(count_slot.next(wait_slot).next(ask))
     )
     uploadable.when(sfn.Condition.number_greater_than("$.Upload.Members", 0), find)

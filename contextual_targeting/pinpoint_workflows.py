@@ -536,12 +536,22 @@ def import_workflow(
             "Message": sfn.JsonPath.format("{} was not imported into Pinpoint: {}", key, call_reason),
         },
     )
-    inspect_failed = sfn.Fail(
-        scope,
+    # Without the inspector's answer there is no `$.File`: the report names the object from the input.
+    inspect_failed = report(
         "Inspect failed",
-        state_name="The file could not be inspected",
-        error="Pinpoint.InspectFailed",
-        cause="the import file could not be read; see the Lambda's logs",
+        "Report the file that could not be inspected",
+        {
+            "SegmentName": "",
+            "Key": sfn.JsonPath.string_at("$.Key"),
+            "Status": "FAILED",
+            "Error": "Pinpoint.InspectFailed",
+            "FailureReason": call_reason,
+            "Message": sfn.JsonPath.format(
+                "{} was not imported into Pinpoint: the file could not be inspected: {}",
+                sfn.JsonPath.string_at("$.Key"),
+                call_reason,
+            ),
+        },
     )
     inspect.add_catch(inspect_failed, result_path="$.Error")
     for task in (create, check):

@@ -58,6 +58,24 @@ def full_template(full_stack: ContextualTargetingStack) -> Template:
     return Template.from_stack(full_stack)
 
 
+def _whole_suite(config: pytest.Config) -> bool:
+    """Whether this run is the whole suite (`pytest` / `make test`), not a selection of tests."""
+    selected = [str(arg) for arg in config.args]
+    return (
+        not config.option.keyword
+        and not config.option.markexpr
+        and all((config.invocation_params.dir / arg).resolve() == REPO / "tests" for arg in selected)
+    )
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The whole suite fails when a state of a synthesized workflow was never executed."""
+    from tests.sfn_local.harness import uncovered_states
+
+    if exitstatus == 0 and _whole_suite(session.config) and uncovered_states():
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """List workflow states that no local execution entered: failure branches still to be proven."""
     from tests.sfn_local.harness import uncovered_states
@@ -67,3 +85,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.section("workflow states never executed")
         for workflow, missing in report:
             terminalreporter.line(f"{workflow} ...: {', '.join(missing)}")
+        if _whole_suite(terminalreporter.config):
+            terminalreporter.line(
+                "Every state of a synthesized workflow must be executed by a test: the whole suite fails."
+            )

@@ -24,6 +24,7 @@ from aws_cdk.assertions import Template
 from moto import mock_aws
 
 from contextual_targeting.customer_profiles_segment_importer import (
+    DEFAULT_SLOT_TIMEOUT,
     CustomerProfilesSegmentImporter,
     CustomerProfilesSegmentImporterProps,
 )
@@ -436,6 +437,146 @@ def test_failed_send_fails_the_execution_with_the_lambda_error(
     assert execution.error == "CustomerProfiles.UploadFailed"
     assert execution.cause == "UploadRejectedError: upload URL answered HTTP 403"
     assert outbox.detail["Status"] == "FAILED"
+
+
+SEGMENT = "bingewatch-genres-action-genres-20261128T101500"
+PREVIOUS_MEMBERS = b"UserId\n1\n2\n3\n"
+KEEP = "Keep the members for the next run"
+# The Tasks of the outcome tail: their failures are not reported (they are the reporting).
+TAIL_TASKS = {"Remove the upload file", "Publish the upload outcome", "Email the upload outcome"}
+# Each Task of the workflow, an error no retrier of it matches, and the state that reports the failure.
+TASK_FAILURES = [
+    (
+        "Ask for an upload slot",
+        AwsError("Lambda.ResourceNotFoundException", "Function not found: upload gate"),
+        "Report the failed slot request",
+    ),
+    (
+        "Write the upload file",
+        AwsError("Lambda.KMSAccessDeniedException", "Lambda was unable to decrypt the environment variables"),
+        "Report the unwritable upload file",
+    ),
+    (
+        "Find the segment definition",
+        AwsError("CustomerProfiles.AccessDeniedException", "not authorized to perform GetSegmentDefinition"),
+        "Report the failed segment definition call",
+    ),
+    (
+        "Create the segment definition",
+        AwsError("CustomerProfiles.BadRequestException", "Invalid SegmentGroups"),
+        "Report the segment definition that could not be created",
+    ),
+    (
+        "Create the upload job",
+        AwsError("CustomerProfiles.BadRequestException", "Invalid Fields"),
+        "Report the upload job that could not be created",
+    ),
+    (
+        "Send the upload file",
+        AwsError(
+            "Lambda.ResourceConflictException", "The function is currently in the following state: Pending"
+        ),
+        "Report the upload file that could not be sent",
+    ),
+    (
+        "Start the upload job",
+        AwsError("CustomerProfiles.BadRequestException", "The upload job is not in CREATED state"),
+        "Report the upload job that could not start",
+    ),
+    (
+        "Check the upload job",
+        AwsError("CustomerProfiles.ResourceNotFoundException", "Upload job not found"),
+        "Report the upload job that could not be checked",
+    ),
+    (
+        KEEP,
+        AwsError("S3.NoSuchKeyException", "The specified key does not exist."),
+        "Report the members that could not be kept",
+    ),
+]
+
+
+def test_every_task_failure_is_caught_by_its_report(definition: dict[str, Any]) -> None:
+    caught = {
+        name: [c["Next"] for c in state.get("Catch", []) if c["ErrorEquals"] == ["States.ALL"]]
+        for name, state in definition["States"].items()
+        if state["Type"] == "Task" and name not in TAIL_TASKS
+    }
+    assert caught == {state: [report] for state, _, report in TASK_FAILURES}
+
+
+@pytest.mark.parametrize(("state", "error", "report"), TASK_FAILURES, ids=[t[0] for t in TASK_FAILURES])
+def test_each_task_failing_with_a_non_retryable_error_is_reported(
+    definition: dict[str, Any], s3_client: Any, state: str, error: AwsError, report: str
+) -> None:
+    # GIVEN the members of a previous run
+    members_key = f"{FOLDER}members.csv"
+    s3_client.put_object(Bucket="data-bucket", Key=members_key, Body=PREVIOUS_MEMBERS)
+    outbox = Outbox(CUSTOMER_PROFILES_SEGMENT_STATE_CHANGE)
+    # WHEN one Task fails with an error no retrier matches, everything else answering as on the happy path
+    execution = run(definition, s3_client, outbox, **{state: error})
+    # THEN the execution fails naming the call, after one FAILED event and one email that say so
+    reason = f"{error.name}: {error.cause}"
+    assert execution.status == "FAILED", execution.summary()
+    assert (execution.error, execution.cause) == ("CustomerProfiles.UploadFailed", reason)
+    detail = outbox.detail
+    assert (detail["Status"], detail["FailureReason"], detail["SegmentName"]) == ("FAILED", reason, SEGMENT)
+    (email,) = outbox.emails
+    assert email["Message"] == f"Segment {SEGMENT} was not uploaded to Customer Profiles: {reason}"
+    # Nothing is done after the failure but the report, removing the upload file (once written), the tail.
+    entered = execution.states_entered()
+    after = entered[len(entered) - entered[::-1].index(state) :]
+    wrote = state not in ("Ask for an upload slot", "Write the upload file")
+    assert after == [
+        report,
+        "Is there an upload file to remove?",
+        *(["Remove the upload file"] if wrote else []),
+        "Publish the upload outcome",
+        "Email the upload outcome",
+        "Did the upload fail?",
+        "The upload failed",
+    ], execution.summary()
+    # The member copy retries any error (it is idempotent); the other calls give up at once.
+    assert len(execution.calls_to(state)) == (4 if state == KEEP else 1)
+    # The previous members stay as they were; the run's upload and pending files are gone.
+    assert keys(s3_client) == [members_key]
+    assert s3_client.get_object(Bucket="data-bucket", Key=members_key)["Body"].read() == PREVIOUS_MEMBERS
+
+
+def test_no_upload_slot_within_the_bound_is_reported_and_nothing_uploaded(
+    definition: dict[str, Any], s3_client: Any
+) -> None:
+    outbox = Outbox(CUSTOMER_PROFILES_SEGMENT_STATE_CHANGE)
+    execution = run(
+        definition,
+        s3_client,
+        outbox,
+        **{
+            "Ask for an upload slot": {"Proceed": False, "Ahead": 5},  # never a free slot
+            "Write the upload file": script(),  # must not be called
+        },
+    )
+    assert execution.status == "FAILED", execution.summary()
+    assert execution.error == "CustomerProfiles.NoUploadSlot"
+    minutes = int(DEFAULT_SLOT_TIMEOUT.to_minutes())
+    reason = f"no upload slot became free within {minutes} minutes (at most 2 uploads at a time)"
+    assert execution.cause == reason
+    # It asked once a minute for the whole bound (the construct's default slot timeout), then gave up.
+    assert execution.elapsed_for("Wait for an upload slot") == minutes * 60
+    assert len(execution.calls_to("Ask for an upload slot")) == minutes + 1
+    assert (outbox.detail["Status"], outbox.detail["FailureReason"]) == ("FAILED", reason)
+    (email,) = outbox.emails
+    assert email["Message"] == f"Segment {SEGMENT} was not uploaded to Customer Profiles: {reason}"
+    assert execution.states_entered()[-7:] == [
+        "Is an upload slot free?",
+        "Report that no upload slot became free",
+        "Is there an upload file to remove?",
+        "Publish the upload outcome",
+        "Email the upload outcome",
+        "Did the upload fail?",
+        "The upload failed",
+    ]
+    assert keys(s3_client) == []
 
 
 def test_sdk_parameters_are_those_of_the_customer_profiles_model(definition: dict[str, Any]) -> None:

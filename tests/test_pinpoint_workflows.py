@@ -237,6 +237,71 @@ def test_export_that_never_finishes_fails_within_the_bound(definitions: dict[str
     assert len(outbox.emails) == 1
 
 
+PREPARE_SEGMENT = "bingewatch-action-20261120-100000"
+# Each Task of the prepare workflow (before its outcome tail) and an error no retrier of it matches.
+PREPARE_FAILURES = [
+    ("Export the project's endpoints", AwsError("Pinpoint.ForbiddenException", "Missing iam:PassRole")),
+    ("Check the export", AwsError("Pinpoint.NotFoundException", "Export job not found")),
+    ("Find the users' endpoints", AwsError("Lambda.ResourceNotFoundException", "Function not found: join")),
+]
+
+
+def tasks_and_catchers(definition: dict[str, Any], tail: set[str]) -> dict[str, list[str]]:
+    """Each Task outside the outcome tail, with the states its `States.ALL` catchers go to."""
+    return {
+        name: [c["Next"] for c in state.get("Catch", []) if c["ErrorEquals"] == ["States.ALL"]]
+        for name, state in definition["States"].items()
+        if state["Type"] == "Task" and name not in tail
+    }
+
+
+def test_every_prepare_task_failure_is_reported(definitions: dict[str, Any]) -> None:
+    tail = {"Publish the prepare outcome", "Email the prepare outcome"}
+    assert tasks_and_catchers(definitions["Prepare"], tail) == {
+        state: ["Report the failed call"] for state, _ in PREPARE_FAILURES
+    }
+
+
+@pytest.mark.parametrize(("state", "error"), PREPARE_FAILURES, ids=[state for state, _ in PREPARE_FAILURES])
+def test_each_prepare_task_failing_with_a_non_retryable_error_is_reported(
+    definitions: dict[str, Any], s3: Any, state: str, error: AwsError
+) -> None:
+    # GIVEN a prepare run where one Task fails with an error no retrier matches, the rest as on the happy path
+    outbox = Outbox(PINPOINT_IMPORT_STATE_CHANGE)
+    execution = run_prepare(
+        definitions,
+        s3,
+        outbox,
+        (EVENTS / "segment.csv").read_bytes(),
+        **{
+            "aws-sdk:pinpoint:createExportJob": exporting(s3, [(EVENTS / "export_part.jsonl").read_bytes()]),
+            "aws-sdk:pinpoint:getExportJob": export_status("COMPLETED"),
+            state: error,
+        },
+    )
+    # THEN the execution fails naming the call, after one FAILED event and one email that say so
+    reason = f"{error.name}: {error.cause}"
+    assert execution.status == "FAILED", execution.summary()
+    assert (execution.error, execution.cause) == ("Pinpoint.PrepareFailed", reason)
+    detail = outbox.detail
+    assert (detail["Stage"], detail["Status"], detail["FailureReason"]) == ("Prepare", "FAILED", reason)
+    assert (detail["SegmentName"], detail["Key"]) == (PREPARE_SEGMENT, "")
+    (email,) = outbox.emails
+    assert email["Message"] == f"Segment {PREPARE_SEGMENT} was not imported into Pinpoint: {reason}"
+    # Nothing is done after the failure but the report and the tail: no later call, no import file.
+    entered = execution.states_entered()
+    assert entered[entered.index(state) + 1 :] == [
+        "Report the failed call",
+        "Publish the prepare outcome",
+        "Is the prepare outcome worth an email?",
+        "Email the prepare outcome",
+        "Did the prepare fail?",
+        "The prepare failed",
+    ], execution.summary()
+    assert len(execution.calls_to(state)) == 1
+    assert "Contents" not in s3.list_objects_v2(Bucket=IMPORT_BUCKET, Prefix="pinpoint/")
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Import
 
@@ -497,6 +562,84 @@ def test_empty_import_file_is_rejected(definitions: dict[str, Any], s3: Any) -> 
     assert outbox.detail["Status"] == "REJECTED"
     assert outbox.detail["FailureReason"] == "the file is empty"
     assert len(outbox.emails) == 1
+
+
+# Each Task of the import workflow (before its outcome tail), an error no retrier of it matches, the error
+# the execution then fails with, and the state that reports the failure.
+IMPORT_FAILURES = [
+    (
+        "Inspect the import file",
+        AwsError("ClientError", "An error occurred (AccessDenied) when calling the HeadObject operation"),
+        "Pinpoint.InspectFailed",
+        "Report the file that could not be inspected",
+    ),
+    (
+        "Import the file as a segment",
+        AwsError("Pinpoint.BadRequestException", "Pinpoint cannot assume the role"),
+        "Pinpoint.ImportFailed",
+        "Report the failed call",
+    ),
+    (
+        "Check the import",
+        AwsError("Pinpoint.NotFoundException", "Import job not found"),
+        "Pinpoint.ImportFailed",
+        "Report the failed call",
+    ),
+]
+
+
+def test_every_import_task_failure_is_reported(definitions: dict[str, Any]) -> None:
+    tail = {"Publish the import outcome", "Email the import outcome"}
+    assert tasks_and_catchers(definitions["Import"], tail) == {
+        state: [report] for state, _, _, report in IMPORT_FAILURES
+    }
+
+
+@pytest.mark.parametrize(
+    ("state", "error", "failed_with", "report"), IMPORT_FAILURES, ids=[t[0] for t in IMPORT_FAILURES]
+)
+def test_each_import_task_failing_with_a_non_retryable_error_is_reported(
+    definitions: dict[str, Any], s3: Any, state: str, error: AwsError, failed_with: str, report: str
+) -> None:
+    # GIVEN an import run where one Task fails with an error no retrier matches, the rest as on the happy path
+    outbox = Outbox(PINPOINT_IMPORT_STATE_CHANGE)
+    key = "pinpoint/bw-action.csv"
+    execution = run_import(
+        definitions,
+        s3,
+        outbox,
+        key,
+        b"Id\ne1\n",
+        **{
+            "aws-sdk:pinpoint:createImportJob": {
+                "ImportJobResponse": {"Id": "imp-1", "JobStatus": "CREATED"}
+            },
+            "aws-sdk:pinpoint:getImportJob": import_status(COMPLETED),
+            state: error,
+        },
+    )
+    # THEN the execution fails naming the call, after one FAILED event and one email that say so
+    reason = f"{error.name}: {error.cause}"
+    assert execution.status == "FAILED", execution.summary()
+    assert (execution.error, execution.cause) == (failed_with, reason)
+    detail = outbox.detail
+    assert (detail["Stage"], detail["Status"], detail["FailureReason"]) == ("Import", "FAILED", reason)
+    assert detail["Key"] == key
+    # The segment name comes from the inspector: unknown when it failed.
+    assert detail["SegmentName"] == ("" if state == "Inspect the import file" else "bw-action")
+    (email,) = outbox.emails
+    assert email["Message"].startswith(f"{key} was not imported into Pinpoint: ")
+    assert email["Message"].endswith(reason)
+    # Nothing is done after the failure but the report and the tail: no import job created or checked.
+    entered = execution.states_entered()
+    assert entered[entered.index(state) + 1 :] == [
+        report,
+        "Publish the import outcome",
+        "Email the import outcome",
+        "Did the import fail?",
+        "The import failed",
+    ], execution.summary()
+    assert len(execution.calls_to(state)) == 1
 
 
 def test_fixture_files_are_those_the_docs_describe() -> None:
