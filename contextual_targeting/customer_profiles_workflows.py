@@ -23,7 +23,13 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from contextual_targeting.events_contract import CUSTOMER_PROFILES_SEGMENT_STATE_CHANGE
-from contextual_targeting.workflow_kit import add_sdk_retry, backoff_schedule, poll_job, report_outcome
+from contextual_targeting.workflow_kit import (
+    LAMBDA_THROTTLED,
+    add_sdk_retry,
+    backoff_schedule,
+    poll_job,
+    report_outcome,
+)
 
 PROFILES_SERVICE = "customerprofiles"
 PROFILES_IAM_PREFIX = "profile"
@@ -254,6 +260,7 @@ def upload_workflow(
         },
         result_path="$.Slot.Answer",
     )
+    add_sdk_retry(ask, LAMBDA_THROTTLED)
     count_slot = sfn.Pass(
         scope,
         "Count slot request",
@@ -320,6 +327,7 @@ def upload_workflow(
         | {"SampleUsersWithoutContact": sfn.JsonPath.list_at("$.SampleUsersWithoutContact")},
         result_path="$.Upload",
     )
+    add_sdk_retry(write, LAMBDA_THROTTLED)
     upload_counts = {
         "UserCount": sfn.JsonPath.number_at("$.Upload.UserCount"),
         "UsersWithoutContact": sfn.JsonPath.number_at("$.Upload.UsersWithoutContact"),
@@ -423,6 +431,7 @@ def upload_workflow(
         result_selector={"Bytes": sfn.JsonPath.number_at("$.Bytes")},
         result_path="$.Job.Sent",
     )
+    add_sdk_retry(send, LAMBDA_THROTTLED)
     start_job = _profiles_call(
         scope,
         "Start upload job",

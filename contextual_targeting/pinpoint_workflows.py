@@ -20,7 +20,7 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from contextual_targeting.events_contract import PINPOINT_IMPORT_STATE_CHANGE
-from contextual_targeting.workflow_kit import add_sdk_retry, poll_job, report_outcome
+from contextual_targeting.workflow_kit import LAMBDA_THROTTLED, add_sdk_retry, poll_job, report_outcome
 
 PINPOINT_SERVICE = "pinpoint"
 PINPOINT_IAM_PREFIX = "mobiletargeting"
@@ -247,6 +247,7 @@ def prepare_workflow(
         },
         result_path="$.Join",
     )
+    add_sdk_retry(join, LAMBDA_THROTTLED)
     counts = {
         "Stage": STAGE_PREPARE,
         "SegmentName": sfn.JsonPath.string_at(segment),
@@ -385,6 +386,7 @@ def import_workflow(
         ),
         result_path="$.File",
     )
+    add_sdk_retry(inspect, LAMBDA_THROTTLED)
     rejected = report(
         "Rejected",
         "Report the rejected file",

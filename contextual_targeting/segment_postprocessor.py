@@ -28,6 +28,7 @@ from contextual_targeting.events_contract import (
 from contextual_targeting.layout import BATCH_PREFIX, SEGMENTS_PREFIX
 from contextual_targeting.nag import acknowledge, objects_finding, resource_finding
 from contextual_targeting.workflow_kit import (
+    LAMBDA_THROTTLED,
     add_sdk_retry,
     logged_state_machine,
     notify,
@@ -241,6 +242,7 @@ def build_postprocessing_workflow(
         },
         result_path="$.Result",
     )
+    add_sdk_retry(split, LAMBDA_THROTTLED)
     split.add_catch(failure, errors=[sfn.Errors.ALL], result_path="$.Failure")
 
     announce = sfn.Map(

@@ -38,7 +38,7 @@ from contextual_targeting.polling import (
     personalize_arn,
     retry_personalize,
 )
-from contextual_targeting.workflow_kit import notify, put_event
+from contextual_targeting.workflow_kit import LAMBDA_THROTTLED, add_sdk_retry, notify, put_event
 
 FILE_CHECK_INTERVAL = 30
 """Seconds between two looks for training files the config needs but the bucket does not have yet."""
@@ -95,6 +95,7 @@ def build_training_workflow(scope: Construct, *, props: TrainingWorkflowProps) -
         payload_response_only=True,
         result_path="$.Validation",
     )
+    add_sdk_retry(validate, LAMBDA_THROTTLED)
     validate.add_catch(failed, errors=[sfn.Errors.ALL], result_path="$.Failure")
 
     reject = sfn.Pass(

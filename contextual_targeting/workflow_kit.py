@@ -23,6 +23,11 @@ LAMBDA_ROOT = Path(__file__).resolve().parents[1] / "lambda"
 LAMBDA_RUNTIME = lambda_.Runtime.PYTHON_3_13
 
 
+# LambdaInvoke retries Lambda's service errors by default, but not throttling, which several segments
+# arriving at once (one workflow run each) can cause.
+LAMBDA_THROTTLED = ["Lambda.TooManyRequestsException"]
+
+
 def add_sdk_retry(task: sfn.TaskStateBase, errors: Sequence[str], *, max_attempts: int = 6) -> None:
     """Retry throttling/transient service errors with jittered exponential backoff (2 s .. 60 s).
 

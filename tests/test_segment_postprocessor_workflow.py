@@ -203,6 +203,16 @@ def test_throttled_describe_is_retried(definition: dict[str, Any]) -> None:
     assert len(execution.calls_to(SPLIT)) == 1
 
 
+def test_throttled_split_function_is_retried(definition: dict[str, Any]) -> None:
+    # Several jobs finishing together can hit the account's Lambda concurrency: throttling is transient.
+    throttled = AwsError("Lambda.TooManyRequestsException", "Rate Exceeded.")
+    answer = split_answer([segment(1)])
+    execution = run_workflow(definition, JOB_EVENT, handlers(**{SPLIT: script(throttled, throttled, answer)}))
+    assert execution.status == "SUCCEEDED", execution.summary()
+    assert len(execution.calls_to(SPLIT)) == 3
+    assert len(put_events(execution, SEGMENT_READY)) == 1
+
+
 def assert_reported_failure(execution: Execution, error: str) -> None:
     """FAILED with the error, a FAILED event naming the job and the error, and an email."""
     assert execution.status == "FAILED", execution.summary()

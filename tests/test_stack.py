@@ -11,6 +11,7 @@ from aws_cdk.assertions import Capture, Match, Template
 from contextual_targeting.notifications import validate_email
 from contextual_targeting.stack import ContextualTargetingSettings
 from tests.conftest import build_stack
+from tests.sfn_local import definition_from_template
 
 ACCOUNT = "123456789012"
 PERSONALIZE_SOURCE_ARN = "arn:aws:personalize:eu-central-1:123456789012:*"
@@ -300,3 +301,32 @@ def test_outputs_the_cli_and_readme_use(template: Template, full_template: Templ
     )
     assert {"SegmentImportBucketName", "PinpointApplicationId"} <= set(full_template.find_outputs("*"))
     template.has_output("PersonalizeBucketName", {"Value": {"Ref": _data_bucket_id(template)}})
+
+
+def _states(machine: dict[str, Any]) -> Any:
+    """Every state of a definition, nested ones (Parallel branches, Map processors) included."""
+    for name, state in machine.get("States", {}).items():
+        yield name, state
+        for branch in state.get("Branches", []):
+            yield from _states(branch)
+        for key in ("ItemProcessor", "Iterator"):
+            if key in state:
+                yield from _states(state[key])
+
+
+def test_every_lambda_task_retries_throttling(full_template: Template) -> None:
+    # GIVEN every state machine of the stack with both destinations
+    machines = full_template.find_resources("AWS::StepFunctions::StateMachine")
+    functions = set(full_template.find_resources("AWS::Lambda::Function"))
+    lambda_tasks = 0
+    for logical_id in machines:
+        definition = definition_from_template(full_template.to_json(), logical_id)
+        # THEN each Lambda task retries Lambda's throttling error (not in CDK's default retrier)
+        for name, state in _states(definition):
+            resource = state.get("Resource", "")
+            # LambdaInvoke renders `lambda:invoke`, or the function's ARN with payload_response_only.
+            if resource.endswith(":lambda:invoke") or resource.rsplit(":", 1)[-1] in functions:
+                lambda_tasks += 1
+                retried = {error for retrier in state.get("Retry", []) for error in retrier["ErrorEquals"]}
+                assert "Lambda.TooManyRequestsException" in retried, f"{logical_id}: {name}"
+    assert lambda_tasks >= 7
