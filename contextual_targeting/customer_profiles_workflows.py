@@ -205,14 +205,17 @@ def upload_workflow(
             scope, construct_id, state_name=state_name, parameters={**base, **fields}, result_path="$.Report"
         ).next(wrote_files)
 
-    def call_failed_report(construct_id: str, state_name: str) -> sfn.Chain:
+    def call_failed_report(construct_id: str, state_name: str, *, job_created: bool) -> sfn.Chain:
         reason = sfn.JsonPath.format(
             "{}: {}", sfn.JsonPath.string_at("$.Error.Error"), sfn.JsonPath.string_at("$.Error.Cause")
         )
+        # Once the upload job exists, its id lets an operator look it up in Customer Profiles.
+        job = {"UploadJobId": sfn.JsonPath.string_at("$.Job.JobId")} if job_created else {}
         return report(
             construct_id,
             state_name,
             {
+                **job,
                 "Status": "FAILED",
                 "Error": "CustomerProfiles.UploadFailed",
                 "FailureReason": reason,
@@ -643,18 +646,25 @@ def upload_workflow(
     )
 
     # ---- wiring ------------------------------------------------------------------------------------------
-    for task, construct_id, state_name in (
-        (ask, "Slot call failed", "Report the failed slot request"),
-        (write, "Write call failed", "Report the unwritable upload file"),
-        (find, "Definition call failed", "Report the failed segment definition call"),
-        (create, "Create definition failed", "Report the segment definition that could not be created"),
-        (create_job, "Job call failed", "Report the upload job that could not be created"),
-        (send, "Send failed", "Report the upload file that could not be sent"),
-        (start_job, "Start failed", "Report the upload job that could not start"),
-        (check, "Check failed", "Report the upload job that could not be checked"),
-        (keep_members, "Keep failed", "Report the members that could not be kept"),
+    for task, construct_id, state_name, job_created in (
+        (ask, "Slot call failed", "Report the failed slot request", False),
+        (write, "Write call failed", "Report the unwritable upload file", False),
+        (find, "Definition call failed", "Report the failed segment definition call", False),
+        (
+            create,
+            "Create definition failed",
+            "Report the segment definition that could not be created",
+            False,
+        ),
+        (create_job, "Job call failed", "Report the upload job that could not be created", False),
+        (send, "Send failed", "Report the upload file that could not be sent", True),
+        (start_job, "Start failed", "Report the upload job that could not start", True),
+        (check, "Check failed", "Report the upload job that could not be checked", True),
+        (keep_members, "Keep failed", "Report the members that could not be kept", True),
     ):
-        task.add_catch(call_failed_report(construct_id, state_name), result_path="$.Error")
+        task.add_catch(
+            call_failed_report(construct_id, state_name, job_created=job_created), result_path="$.Error"
+        )
     slot_free = (
         sfn.Choice(scope, "Slot free", state_name="Is an upload slot free?")
         .when(sfn.Condition.boolean_equals("$.Slot.Answer.Proceed", True), write)

@@ -528,15 +528,20 @@ def import_workflow(
     call_reason = sfn.JsonPath.format(
         "{}: {}", sfn.JsonPath.string_at("$.Error.Error"), sfn.JsonPath.string_at("$.Error.Cause")
     )
-    call_failed = report(
-        "Import call failed",
-        "Report the failed call",
-        {
-            "Status": "FAILED",
-            "Error": "Pinpoint.ImportFailed",
-            "FailureReason": call_reason,
-            "Message": sfn.JsonPath.format("{} was not imported into Pinpoint: {}", key, call_reason),
-        },
+    call_failed = {
+        "Status": "FAILED",
+        "Error": "Pinpoint.ImportFailed",
+        "FailureReason": call_reason,
+        "Message": sfn.JsonPath.format("{} was not imported into Pinpoint: {}", key, call_reason),
+    }
+    create_failed = report(
+        "Import call failed", "Report the import job that could not be created", call_failed
+    )
+    # Once the import job exists, its id lets an operator look it up in Pinpoint.
+    check_failed = report(
+        "Import check failed",
+        "Report the import job that could not be checked",
+        {**call_failed, "ImportJobId": job_id},
     )
     # Without the inspector's answer there is no `$.File`: the report names the object from the input.
     inspect_failed = report(
@@ -556,8 +561,8 @@ def import_workflow(
         },
     )
     inspect.add_catch(inspect_failed, result_path="$.Error")
-    for task in (create, check):
-        task.add_catch(call_failed, result_path="$.Error")
+    create.add_catch(create_failed, result_path="$.Error")
+    check.add_catch(check_failed, result_path="$.Error")
     # The input is `{"Source": {...}}` from object_trigger.OncePerObjectVersion; the states below read the
     # object at the top level.
     defaults = sfn.Pass(

@@ -505,6 +505,14 @@ def test_every_task_failure_is_caught_by_its_report(definition: dict[str, Any]) 
     assert caught == {state: [report] for state, _, report in TASK_FAILURES}
 
 
+JOB_CREATED_STATES = {
+    "Send the upload file",
+    "Start the upload job",
+    "Check the upload job",
+    "Keep the members for the next run",
+}
+
+
 @pytest.mark.parametrize(("state", "error", "report"), TASK_FAILURES, ids=[t[0] for t in TASK_FAILURES])
 def test_each_task_failing_with_a_non_retryable_error_is_reported(
     definition: dict[str, Any], s3_client: Any, state: str, error: AwsError, report: str
@@ -521,6 +529,9 @@ def test_each_task_failing_with_a_non_retryable_error_is_reported(
     assert (execution.error, execution.cause) == ("CustomerProfiles.UploadFailed", reason)
     detail = outbox.detail
     assert (detail["Status"], detail["FailureReason"], detail["SegmentName"]) == ("FAILED", reason, SEGMENT)
+    # Once the upload job exists, the report names it.
+    job_created = state in JOB_CREATED_STATES
+    assert detail["UploadJobId"] == (JOB_ID if job_created else "")
     (email,) = outbox.emails
     assert email["Message"] == f"Segment {SEGMENT} was not uploaded to Customer Profiles: {reason}"
     # Nothing is done after the failure but the report, removing the upload file (once written), the tail.

@@ -577,13 +577,13 @@ IMPORT_FAILURES = [
         "Import the file as a segment",
         AwsError("Pinpoint.BadRequestException", "Pinpoint cannot assume the role"),
         "Pinpoint.ImportFailed",
-        "Report the failed call",
+        "Report the import job that could not be created",
     ),
     (
         "Check the import",
         AwsError("Pinpoint.NotFoundException", "Import job not found"),
         "Pinpoint.ImportFailed",
-        "Report the failed call",
+        "Report the import job that could not be checked",
     ),
 ]
 
@@ -627,6 +627,8 @@ def test_each_import_task_failing_with_a_non_retryable_error_is_reported(
     assert detail["Key"] == key
     # The segment name comes from the inspector: unknown when it failed.
     assert detail["SegmentName"] == ("" if state == "Inspect the import file" else "bw-action")
+    # Once the import job exists, the report names it.
+    assert detail["ImportJobId"] == ("imp-1" if state == "Check the import" else "")
     (email,) = outbox.emails
     assert email["Message"].startswith(f"{key} was not imported into Pinpoint: ")
     assert email["Message"].endswith(reason)
