@@ -29,6 +29,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 LAMBDA_DIR = REPO / "lambda" / "segment_postprocessor"
+SHARED_DIR = LAMBDA_DIR.parent / "shared" / "python"
 BLOCK = 100_000  # ids generated per write, so generating a 5M-user line needs no 55 MB string
 
 
@@ -74,6 +75,7 @@ class DiscardingS3:
 def measure(mode: str, path: Path) -> dict[str, Any]:
     """Run one mode in this process and return its figures."""
     sys.path.insert(0, str(LAMBDA_DIR))
+    sys.path.insert(0, str(SHARED_DIR))  # the Lambda's layer: s3_streams
     from segment_parser import CHUNK_SIZE, iter_chunks
     from segment_store import JobInfo, SegmentSplitter
 

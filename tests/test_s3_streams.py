@@ -25,10 +25,10 @@ def s3() -> Iterator[Any]:
 
 
 def test_small_object_is_one_put(s3: Any) -> None:
-    writer = s3_streams.MultipartWriter(s3, "bucket", "small.csv")
+    writer = s3_streams.ObjectWriter(s3, "bucket", "small.csv")
     writer.write(b"UserId\n1\n")
-    writer.close()
-    assert writer.upload_id is None
+    writer.commit()
+    assert writer.parts == 0
     assert s3.get_object(Bucket="bucket", Key="small.csv")["Body"].read() == b"UserId\n1\n"
 
 
@@ -37,21 +37,21 @@ def test_large_object_goes_up_in_parts_and_appears_only_when_complete(
 ) -> None:
     # GIVEN S3's minimum part size and 12 MiB written in 3 MiB chunks
     monkeypatch.setattr(s3_streams, "PART_SIZE", 5 * 1024 * 1024)
-    writer = s3_streams.MultipartWriter(s3, "bucket", "big.csv")
+    writer = s3_streams.ObjectWriter(s3, "bucket", "big.csv")
     chunk = b"x" * (3 * 1024 * 1024)
     for _ in range(4):
         writer.write(chunk)
-    # THEN nothing is visible before close, and one object of every byte after it
+    # THEN two full parts went up but nothing is visible before the commit, and one object of every byte after
+    assert writer.parts == 2
     assert "Contents" not in s3.list_objects_v2(Bucket="bucket")
-    writer.close()
-    assert len(writer.parts) == 3
+    writer.commit()
     assert writer.size == 4 * len(chunk)
     assert s3.head_object(Bucket="bucket", Key="big.csv")["ContentLength"] == 4 * len(chunk)
 
 
 def test_abort_leaves_no_object_and_no_open_upload(s3: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(s3_streams, "PART_SIZE", 5 * 1024 * 1024)
-    writer = s3_streams.MultipartWriter(s3, "bucket", "half.csv")
+    writer = s3_streams.ObjectWriter(s3, "bucket", "half.csv")
     writer.write(b"y" * (6 * 1024 * 1024))
     writer.abort()
     assert s3.list_multipart_uploads(Bucket="bucket").get("Uploads", []) == []
@@ -69,7 +69,7 @@ def test_text_lines_streams_utf8_without_bom(s3: Any) -> None:
     [
         ("pinpoint_endpoint_join", True),
         ("customer_profiles_upload_file", True),
-        ("segment_postprocessor", False),
+        ("segment_postprocessor", True),
         ("training_config_validator", False),
     ],
 )

@@ -6,7 +6,7 @@ import os
 from typing import Any
 
 import boto3
-from s3_streams import MultipartWriter, text_lines
+from s3_streams import ObjectWriter, text_lines
 from upload_file import (
     ContactColumns,
     UploadStats,
@@ -60,8 +60,8 @@ def build_upload(
     users = read_segment(text_lines(s3, bucket, event["Key"]), stats)
     dropped = dropped_members(_previous_members(s3, bucket, keys["MembersKey"]), users, stats)
     contacts = contacts_key.format(dataset_group=dataset_group)
-    upload = MultipartWriter(s3, bucket, keys["UploadKey"])
-    members = MultipartWriter(s3, bucket, keys["PendingKey"])
+    upload = ObjectWriter(s3, bucket, keys["UploadKey"])
+    members = ObjectWriter(s3, bucket, keys["PendingKey"])
 
     def keep_member(row: tuple[str, ...]) -> None:
         # The next run's previous members: only users uploaded as `true`.
@@ -79,8 +79,8 @@ def build_upload(
         write_csv(rows, upload.write, header(columns), on_row=keep_member)
         count_users_without_contact(users, stats)
         if stats.members:
-            upload.close()
-            members.close()
+            upload.commit()
+            members.commit()
         else:
             upload.abort()
             members.abort()

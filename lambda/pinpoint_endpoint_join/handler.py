@@ -16,7 +16,7 @@ from join import (
     read_segment_users,
     write_id_csv,
 )
-from s3_streams import MultipartWriter, text_lines
+from s3_streams import ObjectWriter, text_lines
 
 
 def export_parts(s3: Any, bucket: str, prefix: str) -> Iterator[IO[bytes]]:
@@ -47,10 +47,10 @@ def join_segment(
             pass
         key = ""
     else:
-        writer = MultipartWriter(s3, import_bucket, key)
+        writer = ObjectWriter(s3, import_bucket, key)
         try:
             write_id_csv(_chain(first, ids), writer.write)
-            writer.close()
+            writer.commit()
         except BaseException:
             writer.abort()
             raise

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import re
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import Any
 
+from s3_streams import ObjectWriter
 from segment_parser import (
     CHUNK_SIZE,
     ParsedLine,
@@ -131,94 +131,6 @@ def list_job_outputs(s3: Any, output_uri: str) -> tuple[str, list[str]]:
     if not keys:
         raise JobOutputMissingError(f"no {OUTPUT_SUFFIX} object under {output_uri}")
     return bucket, sorted(keys)
-
-
-class ObjectWriter:
-    """One S3 object written in parts; readers see it only once `commit` ends (PutObject or Complete).
-
-    The key may be set after writing has begun: parts that must leave memory before that are kept in a
-    local temporary file, so memory stays bounded by about two parts.
-    """
-
-    def __init__(self, s3: Any, bucket: str, *, content_type: str, part_size: int = PART_SIZE) -> None:
-        self.key: str | None = None
-        self._s3 = s3
-        self._bucket = bucket
-        self._content_type = content_type
-        self._part_size = part_size
-        self._buffer = bytearray()
-        self._spool: IO[bytes] | None = None
-        self._upload_id: str | None = None
-        self._parts: list[dict[str, Any]] = []
-
-    def write(self, data: bytes) -> None:
-        """Append bytes; a part goes to S3 (or the spool) whenever a full one is buffered."""
-        self._buffer += data
-        if len(self._buffer) >= self._part_size:
-            self._send(final=False)
-
-    def commit(self) -> None:
-        """Make the object visible under `key`, complete."""
-        if self.key is None:
-            raise ValueError("the object has no key yet")
-        if self._upload_id is None and self._spool is None:
-            self._s3.put_object(
-                Bucket=self._bucket, Key=self.key, Body=bytes(self._buffer), ContentType=self._content_type
-            )
-        else:
-            self._send(final=True)
-            self._s3.complete_multipart_upload(
-                Bucket=self._bucket,
-                Key=self.key,
-                UploadId=self._upload_id,
-                MultipartUpload={"Parts": self._parts},
-            )
-        self._reset()
-
-    def abort(self) -> None:
-        """Drop everything written; nothing becomes visible."""
-        if self._upload_id is not None:
-            self._s3.abort_multipart_upload(Bucket=self._bucket, Key=self.key, UploadId=self._upload_id)
-        self._reset()
-
-    def _send(self, *, final: bool) -> None:
-        if self.key is None:
-            if self._spool is None:
-                self._spool = tempfile.TemporaryFile()  # noqa: SIM115 - closed in _reset
-            self._spool.write(self._buffer)
-            self._buffer.clear()
-            return
-        if self._upload_id is None:
-            created = self._s3.create_multipart_upload(
-                Bucket=self._bucket, Key=self.key, ContentType=self._content_type
-            )
-            self._upload_id = created["UploadId"]
-        if self._spool is not None:
-            self._spool.seek(0)
-            while len(piece := self._spool.read(self._part_size)) == self._part_size:
-                self._upload_part(piece)
-            # Only the last part may be smaller than 5 MiB: the spool's tail goes in front of the buffer.
-            self._buffer[:0] = piece
-            self._spool.close()
-            self._spool = None
-        if self._buffer and (final or len(self._buffer) >= self._part_size):
-            self._upload_part(bytes(self._buffer))
-            self._buffer.clear()
-
-    def _upload_part(self, body: bytes) -> None:
-        number = len(self._parts) + 1
-        answer = self._s3.upload_part(
-            Bucket=self._bucket, Key=self.key, UploadId=self._upload_id, PartNumber=number, Body=body
-        )
-        self._parts.append({"PartNumber": number, "ETag": answer["ETag"]})
-
-    def _reset(self) -> None:
-        if self._spool is not None:
-            self._spool.close()
-        self._spool = None
-        self._buffer = bytearray()
-        self._upload_id = None
-        self._parts = []
 
 
 class SegmentSplitter:

@@ -7,7 +7,8 @@ uploads that become visible only when complete, so a subscriber never sees half 
 from __future__ import annotations
 
 import codecs
-from typing import Any
+import tempfile
+from typing import IO, Any
 
 PART_SIZE = 16 * 1024 * 1024  # S3 multipart parts: 5 MiB minimum, 10,000 parts at most (160 GB here)
 
@@ -17,50 +18,106 @@ def text_lines(s3: Any, bucket: str, key: str) -> Any:
     return codecs.getreader("utf-8-sig")(s3.get_object(Bucket=bucket, Key=key)["Body"])
 
 
-class MultipartWriter:
-    """Streams bytes to one S3 object, visible only when complete."""
+class ObjectWriter:
+    """One S3 object written in parts; readers see it only once `commit` ends (PutObject or Complete).
 
-    def __init__(self, s3: Any, bucket: str, key: str, *, content_type: str = "text/csv") -> None:
-        self.s3, self.bucket, self.key, self.content_type = s3, bucket, key, content_type
-        self.buffer = bytearray()
-        self.parts: list[dict[str, Any]] = []
-        self.upload_id: str | None = None
+    The key may be set after writing has begun (a segment is named from a query that can follow its
+    users): parts that must leave memory before that are kept in a local temporary file, so memory stays
+    bounded by about two parts.
+    """
+
+    def __init__(
+        self,
+        s3: Any,
+        bucket: str,
+        key: str | None = None,
+        *,
+        content_type: str = "text/csv",
+        part_size: int | None = None,
+    ) -> None:
+        self.key = key
         self.size = 0
+        self._s3 = s3
+        self._bucket = bucket
+        self._content_type = content_type
+        self._part_size = part_size or PART_SIZE
+        self._buffer = bytearray()
+        self._spool: IO[bytes] | None = None
+        self._upload_id: str | None = None
+        self._parts: list[dict[str, Any]] = []
+
+    @property
+    def parts(self) -> int:
+        """Parts uploaded so far."""
+        return len(self._parts)
 
     def write(self, data: bytes) -> None:
-        """Buffer data and upload every full part."""
-        self.buffer += data
+        """Append bytes; a part goes to S3 (or the spool) whenever a full one is buffered."""
+        self._buffer += data
         self.size += len(data)
-        while len(self.buffer) >= PART_SIZE:
-            self._upload(bytes(self.buffer[:PART_SIZE]))
-            del self.buffer[:PART_SIZE]
+        if len(self._buffer) >= self._part_size:
+            self._send(final=False)
 
-    def _upload(self, body: bytes) -> None:
-        if self.upload_id is None:
-            created = self.s3.create_multipart_upload(
-                Bucket=self.bucket, Key=self.key, ContentType=self.content_type
+    def commit(self) -> None:
+        """Make the object visible under `key`, complete."""
+        if self.key is None:
+            raise ValueError("the object has no key yet")
+        if self._upload_id is None and self._spool is None:
+            self._s3.put_object(
+                Bucket=self._bucket, Key=self.key, Body=bytes(self._buffer), ContentType=self._content_type
             )
-            self.upload_id = created["UploadId"]
-        number = len(self.parts) + 1
-        part = self.s3.upload_part(
-            Bucket=self.bucket, Key=self.key, UploadId=self.upload_id, PartNumber=number, Body=body
-        )
-        self.parts.append({"PartNumber": number, "ETag": part["ETag"]})
-
-    def close(self) -> None:
-        """Complete the object (a single PutObject when it fits in one part)."""
-        if self.upload_id is None:
-            self.s3.put_object(
-                Bucket=self.bucket, Key=self.key, Body=bytes(self.buffer), ContentType=self.content_type
+        else:
+            self._send(final=True)
+            self._s3.complete_multipart_upload(
+                Bucket=self._bucket,
+                Key=self.key,
+                UploadId=self._upload_id,
+                MultipartUpload={"Parts": self._parts},
             )
-            return
-        if self.buffer:
-            self._upload(bytes(self.buffer))
-        self.s3.complete_multipart_upload(
-            Bucket=self.bucket, Key=self.key, UploadId=self.upload_id, MultipartUpload={"Parts": self.parts}
-        )
+        self._reset()
 
     def abort(self) -> None:
-        """Drop the parts uploaded so far: nothing half-written becomes visible."""
-        if self.upload_id is not None:
-            self.s3.abort_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self.upload_id)
+        """Drop everything written; nothing becomes visible."""
+        if self._upload_id is not None:
+            self._s3.abort_multipart_upload(Bucket=self._bucket, Key=self.key, UploadId=self._upload_id)
+        self._reset()
+
+    def _send(self, *, final: bool) -> None:
+        if self.key is None:
+            if self._spool is None:
+                self._spool = tempfile.TemporaryFile()  # noqa: SIM115 - closed in _reset
+            self._spool.write(self._buffer)
+            self._buffer.clear()
+            return
+        if self._upload_id is None:
+            created = self._s3.create_multipart_upload(
+                Bucket=self._bucket, Key=self.key, ContentType=self._content_type
+            )
+            self._upload_id = created["UploadId"]
+        if self._spool is not None:
+            self._spool.seek(0)
+            while len(piece := self._spool.read(self._part_size)) == self._part_size:
+                self._upload_part(piece)
+            # Only the last part may be smaller than 5 MiB: the spool's tail goes in front of the buffer.
+            self._buffer[:0] = piece
+            self._spool.close()
+            self._spool = None
+        # The whole buffer goes as one part (parts may exceed `part_size`): no copy of a slice, no memmove.
+        if self._buffer and (final or len(self._buffer) >= self._part_size):
+            self._upload_part(bytes(self._buffer))
+            self._buffer.clear()
+
+    def _upload_part(self, body: bytes) -> None:
+        number = len(self._parts) + 1
+        answer = self._s3.upload_part(
+            Bucket=self._bucket, Key=self.key, UploadId=self._upload_id, PartNumber=number, Body=body
+        )
+        self._parts.append({"PartNumber": number, "ETag": answer["ETag"]})
+
+    def _reset(self) -> None:
+        if self._spool is not None:
+            self._spool.close()
+        self._spool = None
+        self._buffer = bytearray()
+        self._upload_id = None
+        self._parts = []
