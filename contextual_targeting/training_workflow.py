@@ -159,14 +159,8 @@ def build_training_workflow(scope: Construct, *, props: TrainingWorkflowProps) -
             {
                 "Result": "SUCCEEDED",
                 "DatasetGroup": sfn.JsonPath.string_at("$.Validation.Plan.Run.DatasetGroupName"),
-                "Config": sfn.JsonPath.format(
-                    "s3://{}/{}",
-                    sfn.JsonPath.string_at("$.Source.Bucket"),
-                    sfn.JsonPath.string_at("$.Source.Key"),
-                ),
-                "Started": sfn.JsonPath.string_at("$$.Execution.StartTime"),
                 "Solutions": sfn.JsonPath.list_at("$.Result.Solutions"),
-                "Execution": sfn.JsonPath.string_at("$$.Execution.Id"),
+                **_run_email(),
             }
         ),
     )
@@ -191,6 +185,17 @@ def _run_detail(status: str) -> dict[str, object]:
         ),
         "ConfigKey": sfn.JsonPath.string_at("$.Source.Key"),
         "ExecutionArn": sfn.JsonPath.string_at("$$.Execution.Id"),
+    }
+
+
+def _run_email() -> dict[str, object]:
+    """Fields shared by the success and failure emails: which upload, when, which execution."""
+    return {
+        "Config": sfn.JsonPath.format(
+            "s3://{}/{}", sfn.JsonPath.string_at("$.Source.Bucket"), sfn.JsonPath.string_at("$.Source.Key")
+        ),
+        "Started": sfn.JsonPath.string_at("$$.Execution.StartTime"),
+        "Execution": sfn.JsonPath.string_at("$$.Execution.Id"),
     }
 
 
@@ -224,8 +229,7 @@ def _failure_handler(scope: Construct, props: TrainingWorkflowProps) -> sfn.ICha
                     sfn.JsonPath.string_at("$.Source.Bucket"),
                     sfn.JsonPath.string_at("$.Source.Key"),
                 ),
-                "Started": sfn.JsonPath.string_at("$$.Execution.StartTime"),
-                "Execution": sfn.JsonPath.string_at("$$.Execution.Id"),
+                **_run_email(),
             }
         ),
     )
