@@ -6,9 +6,11 @@
 Generates a segment CSV (`UserId`), a contact file shaped like the training users file (USER_ID, GENDER,
 E_MAIL, AGE; 1.2x the segment's users, every 20th segment user without one) and the previous run's member file
 (10% of it dropped out since), then runs each phase in a fresh process so peak RSS belongs to that phase:
-- `build`: the upload-file Lambda's code (`lambda/customer_profiles_upload_file/upload_file.py`): segment
+- `build`: the upload-file Lambda's code
+  (`lambda/destinations/customer_profiles/upload_file/upload_file.py`): segment
   dict, previous-member diff, streamed contact join, upload CSV and member file written to local files;
-- `put`: the send Lambda's code (`lambda/customer_profiles_upload/presigned_put.py`): the upload file streamed
+- `put`: the send Lambda's code (`lambda/destinations/customer_profiles/send/presigned_put.py`): the upload
+  file streamed
   in 1 MiB chunks with an explicit Content-Length and the SSE-C headers to a local HTTP server on 127.0.0.1
   (in this parent process) that discards the body.
 """
@@ -29,8 +31,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-UPLOAD_FILE_DIR = REPO / "lambda" / "customer_profiles_upload_file"
-UPLOAD_DIR = REPO / "lambda" / "customer_profiles_upload"
+UPLOAD_FILE_DIR = REPO / "lambda" / "destinations" / "customer_profiles" / "upload_file"
+UPLOAD_DIR = REPO / "lambda" / "destinations" / "customer_profiles" / "send"
 
 
 def peak_rss_mb() -> float:

@@ -1,4 +1,5 @@
-"""Benchmark of the Pinpoint endpoint join (lambda/pinpoint_endpoint_join) against raw read+parse speed.
+"""Benchmark of the Pinpoint endpoint join (lambda/destinations/pinpoint/endpoint_join) against raw read+parse
+speed.
 
     .venv/bin/python bench/pinpoint_join_bench.py                      # target: 5M users vs 10M endpoints
     .venv/bin/python bench/pinpoint_join_bench.py --users 500000 --endpoints 1000000   # quick look
@@ -25,7 +26,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-JOIN_DIR = REPO / "lambda" / "pinpoint_endpoint_join"
+JOIN_DIR = REPO / "lambda" / "destinations" / "pinpoint" / "endpoint_join"
 CHANNELS = ("EMAIL", "SMS", "GCM", "APNS")
 
 

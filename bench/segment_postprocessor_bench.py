@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-LAMBDA_DIR = REPO / "lambda" / "segment_postprocessor"
+LAMBDA_DIR = REPO / "lambda" / "segments" / "split"
 SHARED_DIR = LAMBDA_DIR.parent / "shared" / "python"
 BLOCK = 100_000  # ids generated per write, so generating a 5M-user line needs no 55 MB string
 

@@ -8,21 +8,21 @@ from typing import Any
 import aws_cdk as cdk
 from constructs import Construct
 
-from contextual_targeting.customer_profiles_segment_importer import (
+from contextual_targeting.common.notifications import Notifications
+from contextual_targeting.common.storage import access_log_bucket
+from contextual_targeting.destinations.customer_profiles.importer import (
     CustomerProfilesSegmentImporter,
     CustomerProfilesSegmentImporterProps,
 )
-from contextual_targeting.notifications import Notifications
-from contextual_targeting.personalize_training_pipeline import (
-    PersonalizeTrainingPipeline,
-    PersonalizeTrainingPipelineProps,
-)
-from contextual_targeting.pinpoint_segment_importer import (
+from contextual_targeting.destinations.pinpoint.importer import (
     PinpointSegmentImporter,
     PinpointSegmentImporterProps,
 )
-from contextual_targeting.segment_postprocessor import SegmentPostprocessor, SegmentPostprocessorProps
-from contextual_targeting.storage import access_log_bucket
+from contextual_targeting.segments.postprocessor import SegmentPostprocessor, SegmentPostprocessorProps
+from contextual_targeting.training.pipeline import (
+    PersonalizeTrainingPipeline,
+    PersonalizeTrainingPipelineProps,
+)
 
 DESTINATIONS = ("customer-profiles", "pinpoint")
 

@@ -2,32 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import sys
-from pathlib import Path
-
-import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Template
 
 from contextual_targeting.stack import ContextualTargetingSettings, ContextualTargetingStack
-
-REPO = Path(__file__).resolve().parents[1]
-# cdk.App() in tests does not read cdk.json: pass its context (feature flags) explicitly.
-CDK_CONTEXT = json.loads((REPO / "cdk.json").read_text())["context"]
-TEST_ENV = cdk.Environment(account="123456789012", region="eu-central-1")
-# The Lambdas' shared layer (`/opt/python` in Lambda): handlers import its modules by bare name.
-SHARED_LAMBDA_CODE = REPO / "lambda" / "shared" / "python"
-if str(SHARED_LAMBDA_CODE) not in sys.path:
-    sys.path.insert(0, str(SHARED_LAMBDA_CODE))
-
-
-def build_stack(settings: ContextualTargetingSettings | None = None) -> ContextualTargetingStack:
-    """A fresh app holding the stack, as `app.py` builds it, in a fixed account and region."""
-    app = cdk.App(context=CDK_CONTEXT)
-    return ContextualTargetingStack(
-        app, "ContextualTargeting", settings=settings or ContextualTargetingSettings(), env=TEST_ENV
-    )
+from tests.helpers import REPO, build_stack
 
 
 @pytest.fixture(scope="session")

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Capture, Match, Template
 
-from contextual_targeting.notifications import validate_email
+from contextual_targeting.common.notifications import validate_email
 from contextual_targeting.stack import ContextualTargetingSettings
-from tests.conftest import build_stack
+from tests.helpers import build_stack
 from tests.sfn_local import definition_from_template
 
 ACCOUNT = "123456789012"

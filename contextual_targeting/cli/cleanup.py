@@ -16,7 +16,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from contextual_targeting.cli.stack_outputs import CliError
-from contextual_targeting.layout import BATCH_PREFIX, SEGMENTS_PREFIX, TRAIN_PREFIX
+from contextual_targeting.contracts.layout import BATCH_PREFIX, SEGMENTS_PREFIX, TRAIN_PREFIX
 
 IN_PROGRESS = frozenset({"CREATE PENDING", "CREATE IN_PROGRESS"})
 TRAINING_STATUSES = IN_PROGRESS | {"CREATE STOPPING"}

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from contextual_targeting.cli.executions import describe, recent_executions, source_key
-from contextual_targeting.layout import SEGMENTS_PREFIX
+from contextual_targeting.contracts.layout import SEGMENTS_PREFIX
 
 MANIFEST_NAME = "manifest.json"
 # Pinpoint import runs older than this are not looked at (Step Functions keeps 90 days of history).

@@ -1,6 +1,6 @@
 """Validate a local data folder before anything is uploaded, with the training workflow's own rules.
 
-The config, CSV header and query rules come from `lambda/training_config_validator/training_config.py`, the
+The config, CSV header and query rules come from `lambda/training/validate_config/training_config.py`, the
 module the workflow's validation Lambda runs, so the CLI and the workflow cannot disagree. The Lambda checks
 only headers (it reads the first bytes of multi-GB objects); the full-file checks that need every row (value
 types with file:line, Personalize's minimums) live here, because locally the files are at hand.
@@ -22,7 +22,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-VALIDATOR_DIR = Path(__file__).resolve().parents[2] / "lambda" / "training_config_validator"
+VALIDATOR_DIR = Path(__file__).resolve().parents[2] / "lambda" / "training" / "validate_config"
 # A name of its own in sys.modules: the tests load the Lambda's modules under their plain names too.
 VALIDATOR_MODULE = "contextual_targeting_training_config"
 

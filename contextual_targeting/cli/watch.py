@@ -15,7 +15,7 @@ from contextual_targeting.cli.executions import (
     source_key,
 )
 from contextual_targeting.cli.segments import read_manifest
-from contextual_targeting.events_contract import BATCH_SEGMENT_JOB_STATE_CHANGE
+from contextual_targeting.contracts.events import BATCH_SEGMENT_JOB_STATE_CHANGE
 
 DEFAULT_INTERVAL = 30.0
 # How long after the run (or the previous stage) ended a follow-up execution may take to appear: EventBridge

@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from contextual_targeting.events_contract import EVENT_SOURCE
+from contextual_targeting.contracts.events import EVENT_SOURCE
 
 from .harness import TaskCall
 

@@ -1,0 +1,325 @@
+"""PinpointSegmentImporter: ready segments -> endpoint ids -> Amazon Pinpoint static segments.
+
+Amazon Pinpoint reached end of support on 2026-10-30; the stack includes this destination only when
+asked (`-c pinpoint=true`). The `Segment Ready` event and segment file stay the contract.
+
+Two workflows:
+- prepare (on `Segment Ready`): one endpoint export of the project, a streaming join Lambda, the `Id` file
+  under the import prefix;
+- import (once per object version created under the import prefix, through
+  `object_trigger.OncePerObjectVersion`): inspects the file, `CreateImportJob` with `DefineSegment`, polls
+  `GetImportJob` with backoff.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import aws_cdk as cdk
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_pinpoint as pinpoint
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from contextual_targeting.common.nag import acknowledge, objects_finding, resource_finding
+from contextual_targeting.common.object_trigger import OncePerObjectVersion, OncePerObjectVersionProps
+from contextual_targeting.common.storage import secure_bucket
+from contextual_targeting.common.workflow_kit import backoff_schedule, logged_state_machine, python_function
+from contextual_targeting.contracts.events import EVENT_SOURCE, SEGMENT_READY
+from contextual_targeting.contracts.layout import PINPOINT_IMPORT_PREFIX, SEGMENTS_PREFIX
+from contextual_targeting.destinations.pinpoint.workflows import (
+    PinpointTarget,
+    import_workflow,
+    prepare_workflow,
+)
+
+PINPOINT_PRINCIPAL = "pinpoint.amazonaws.com"
+PINPOINT_EXPORT_PREFIX = "exports/"
+# bench/pinpoint_join_bench.py, 5M users against 10M endpoints: 96 s, peak RSS 1.43 GB. 3008 MB leaves ~2x
+# headroom for larger exports and buys ~1.7 vCPU (the join is single-threaded, CPU-bound).
+JOIN_MEMORY_MB = 3008
+# Durations are immutable, so module constants are safe dataclass defaults.
+DEFAULT_EXPORT_TIMEOUT = cdk.Duration.hours(1)
+DEFAULT_IMPORT_TIMEOUT = cdk.Duration.hours(2)
+DEFAULT_EXPORT_RETENTION = cdk.Duration.days(3)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PinpointSegmentImporterProps:
+    """What the Pinpoint destination needs from the rest of the stack."""
+
+    access_logs_bucket: s3.IBucket
+    """Receives the segment-import bucket's server access logs."""
+    event_bus: events.IEventBus
+    """The pipeline bus: `Segment Ready` comes in, import state changes go out."""
+    notification_topic: sns.ITopic
+    """Import results are emailed through this topic."""
+    segments_bucket: s3.IBucket
+    """Holds the segment files (`segments/...`) that `Segment Ready` points to; read-only here."""
+    project_name: str = "personalize"
+    """Name of the Pinpoint project created when `application_id` is not given."""
+    application_id: str | None = None
+    """An existing Pinpoint project to import into instead of creating one (default: create)."""
+    import_prefix: str = PINPOINT_IMPORT_PREFIX
+    """Key prefix in the segment-import bucket whose new files are imported."""
+    export_prefix: str = PINPOINT_EXPORT_PREFIX
+    """Key prefix in the segment-import bucket where endpoint exports land (never imported)."""
+    channels: Sequence[str] = ()
+    """Channel types a segment's endpoints are kept for, e.g. ("EMAIL",) (default: every channel)."""
+    export_timeout: cdk.Duration = DEFAULT_EXPORT_TIMEOUT
+    """How long the prepare workflow waits for the endpoint export (default 1 hour)."""
+    import_timeout: cdk.Duration = DEFAULT_IMPORT_TIMEOUT
+    """How long the import workflow waits for an import job (default 2 hours)."""
+    export_retention: cdk.Duration = DEFAULT_EXPORT_RETENTION
+    """Endpoint exports hold personal data: they expire after this (default 3 days)."""
+
+
+class PinpointSegmentImporter(Construct):
+    """Turns ready segments into Amazon Pinpoint static segments through S3-triggered imports."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, props: PinpointSegmentImporterProps) -> None:
+        super().__init__(scope, construct_id)
+        _check_prefixes(props.import_prefix, props.export_prefix)
+        stack = cdk.Stack.of(self)
+        self.import_prefix = props.import_prefix
+        self.export_prefix = props.export_prefix
+        bucket = secure_bucket(
+            self, "SegmentImportBucket", access_logs=props.access_logs_bucket, log_prefix="segment-import/"
+        )
+        bucket.add_lifecycle_rule(prefix=props.export_prefix, expiration=props.export_retention)
+        self.bucket: s3.IBucket = bucket
+        if props.application_id:
+            self.application_id: str = props.application_id
+        else:
+            project = pinpoint.CfnApp(self, "Project", name=props.project_name)
+            cdk.Validations.of(project).acknowledge(
+                cdk.Acknowledgment(
+                    id="CloudFormation-Validate::W3696",
+                    reason="Pinpoint reached end of support on 2026-10-30: this project is created only with "
+                    "-c pinpoint=true, for accounts that still have access (or pass pinpointApplicationId).",
+                )
+            )
+            # Same fact for cfn-lint, which otherwise fails `make synth` on the end-of-support warning.
+            project.add_metadata("cfn-lint", {"config": {"ignore_checks": ["W3696"]}})
+            self.application_id = project.ref
+        self.application_arn = stack.format_arn(
+            service="mobiletargeting", resource="apps", resource_name=self.application_id
+        )
+
+        role = self._pinpoint_role(bucket, props)
+        self.pinpoint_role: iam.IRole = role
+        target = PinpointTarget(
+            application_id=self.application_id, application_arn=self.application_arn, role=role
+        )
+
+        join = python_function(
+            self,
+            "EndpointJoin",
+            component="destinations/pinpoint/endpoint_join",
+            description="Resolves a ready segment's users to Pinpoint endpoint ids (streaming join)",
+            memory_size=JOIN_MEMORY_MB,
+            timeout=cdk.Duration.minutes(15),
+            environment={
+                "IMPORT_BUCKET": bucket.bucket_name,
+                "IMPORT_PREFIX": props.import_prefix,
+                "CHANNELS": ",".join(props.channels),
+            },
+        )
+        props.segments_bucket.grant_read(join, f"{SEGMENTS_PREFIX}*")
+        bucket.grant_read(join, f"{props.export_prefix}*")
+        bucket.grant_put(join, f"{props.import_prefix}*")
+        assert join.role is not None
+        acknowledge(
+            join.role,
+            "IAM5",
+            "The join reads any segment file under segments/ and any export part under the export prefix, "
+            "and writes import files under the import prefix: keys are chosen at run time. "
+            "s3:GetObject*/List*/Abort* are the read and multipart-upload actions grant_read/grant_put "
+            "give on those prefixes only.",
+            findings=[
+                objects_finding(props.segments_bucket, f"{SEGMENTS_PREFIX}*"),
+                objects_finding(bucket, f"{props.export_prefix}*"),
+                objects_finding(bucket, f"{props.import_prefix}*"),
+                "Action::s3:GetBucket*",
+                "Action::s3:GetObject*",
+                "Action::s3:List*",
+                "Action::s3:Abort*",
+            ],
+        )
+
+        inspect = python_function(
+            self,
+            "ImportFileInspector",
+            component="destinations/pinpoint/import_file",
+            description="Decides how Pinpoint imports a file dropped under the import prefix",
+            memory_size=256,
+            timeout=cdk.Duration.seconds(30),
+            environment={"IMPORT_PREFIX": props.import_prefix},
+        )
+        bucket.grant_read(inspect, f"{props.import_prefix}*")
+        assert inspect.role is not None
+        for function in (join, inspect):
+            acknowledge(
+                function,
+                "L1",
+                "The runtime is pinned project-wide in workflow_kit.LAMBDA_RUNTIME (python3.13, boto3 "
+                "included); raising it is a project decision, not this component's.",
+            )
+        acknowledge(
+            inspect.role,
+            "IAM5",
+            "The inspector reads the first bytes of any file under the import prefix "
+            "(keys chosen by uploaders).",
+            findings=[
+                objects_finding(bucket, f"{props.import_prefix}*"),
+                "Action::s3:GetBucket*",
+                "Action::s3:GetObject*",
+                "Action::s3:List*",
+            ],
+        )
+
+        prepare_machine = logged_state_machine(
+            self,
+            "PrepareWorkflow",
+            definition=prepare_workflow(
+                self,
+                target=target,
+                export_bucket=bucket.bucket_name,
+                export_prefix=props.export_prefix,
+                join_function=join,
+                bus=props.event_bus,
+                topic=props.notification_topic,
+                export_schedule=backoff_schedule(props.export_timeout),
+            ),
+            timeout=props.export_timeout.plus(cdk.Duration.minutes(30)),
+            comment="Segment Ready -> Pinpoint endpoint export -> join -> Id import file",
+        )
+        import_machine = logged_state_machine(
+            self,
+            "ImportWorkflow",
+            definition=import_workflow(
+                self,
+                target=target,
+                inspect_function=inspect,
+                bus=props.event_bus,
+                topic=props.notification_topic,
+                import_schedule=backoff_schedule(props.import_timeout),
+            ),
+            timeout=props.import_timeout.plus(cdk.Duration.minutes(30)),
+            comment="Import file -> Pinpoint static segment (CreateImportJob with DefineSegment), polled",
+        )
+        for machine, kind, function in (
+            (prepare_machine, "export", join),
+            (import_machine, "import", inspect),
+        ):
+            role.grant_pass_role(machine.role)
+            acknowledge(
+                machine.role,
+                "IAM5",
+                f"GetImportJob/GetExportJob take the job id Pinpoint chose: {kind} jobs of this project "
+                "only. lambda:InvokeFunction on the function's versions (`:*`) is how LambdaInvoke grants "
+                "its one function.",
+                findings=[
+                    resource_finding(stack, f"{self.application_arn}/jobs/{kind}/*"),
+                    resource_finding(stack, function.function_arn) + ":*",
+                ],
+            )
+        self.prepare_state_machine: sfn.IStateMachine = prepare_machine
+        self.import_state_machine: sfn.IStateMachine = import_machine
+
+        self.segment_ready_rule = events.Rule(
+            self,
+            "SegmentReadyRule",
+            description="Segment Ready -> Pinpoint prepare workflow",
+            event_bus=props.event_bus,
+            event_pattern=events.EventPattern(source=[EVENT_SOURCE], detail_type=[SEGMENT_READY]),
+            targets=[targets.SfnStateMachine(prepare_machine)],
+        )
+        # Only the import prefix starts imports, so the export prefix (and anything else in the bucket)
+        # never does.
+        trigger = OncePerObjectVersion(
+            self,
+            "ImportTrigger",
+            props=OncePerObjectVersionProps(
+                bucket=bucket,
+                key_filter={"prefix": props.import_prefix},
+                target=import_machine,
+                description="New file under the import prefix -> Pinpoint import",
+            ),
+        )
+        self.import_rule: events.IRule = trigger.rule
+        self.dispatch_state_machine: sfn.IStateMachine = trigger.state_machine
+
+    def _pinpoint_role(self, bucket: s3.Bucket, props: PinpointSegmentImporterProps) -> iam.Role:
+        """Role Pinpoint assumes for this project only: read the import prefix, write the export prefix."""
+        stack = cdk.Stack.of(self)
+        role = iam.Role(
+            self,
+            "PinpointRole",
+            description="Lets Amazon Pinpoint read import files and write endpoint exports",
+            # Confused-deputy protection: only Pinpoint acting for this account and project.
+            assumed_by=iam.ServicePrincipal(
+                PINPOINT_PRINCIPAL,
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": stack.account},
+                    "ArnLike": {"aws:SourceArn": self.application_arn},
+                },
+            ),
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ReadImportFiles",
+                actions=["s3:GetObject"],
+                resources=[bucket.arn_for_objects(f"{props.import_prefix}*")],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ListImportPrefix",
+                actions=["s3:ListBucket"],
+                resources=[bucket.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": [f"{props.import_prefix}*"]}},
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="WriteExports",
+                actions=["s3:PutObject"],
+                resources=[bucket.arn_for_objects(f"{props.export_prefix}*")],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="LocateBucket", actions=["s3:GetBucketLocation"], resources=[bucket.bucket_arn]
+            )
+        )
+        acknowledge(
+            role,
+            "IAM5",
+            "Pinpoint reads whichever file is imported (import prefix only) and writes export parts it names "
+            "itself (export prefix only).",
+            findings=[
+                objects_finding(bucket, f"{props.import_prefix}*"),
+                objects_finding(bucket, f"{props.export_prefix}*"),
+            ],
+        )
+        return role
+
+
+def _check_prefixes(import_prefix: str, export_prefix: str) -> None:
+    """Exports must never land where a new file starts an import."""
+    for name, value in (("import_prefix", import_prefix), ("export_prefix", export_prefix)):
+        if not value.endswith("/") or value.startswith("/"):
+            raise ValueError(
+                f"{name}: {value!r} must be a key prefix like 'pinpoint/' (no leading, one trailing /)"
+            )
+    if export_prefix.startswith(import_prefix) or import_prefix.startswith(export_prefix):
+        raise ValueError(
+            f"export_prefix {export_prefix!r} and import_prefix {import_prefix!r} must not overlap: "
+            "every export would start an import"
+        )

@@ -1,0 +1,412 @@
+"""The Customer Profiles Lambdas: upload file (moto S3), presigned PUT (local HTTP server), gate (Stubber)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import http.server
+import io
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+import botocore.session
+import pytest
+import s3_streams
+from botocore.stub import Stubber
+from botocore.validate import ParamValidator
+from moto import mock_aws
+
+from tests.helpers import EVENTS_ROOT, load_lambda
+
+EVENTS = EVENTS_ROOT / "customer_profiles"
+upload_file = load_lambda("destinations/customer_profiles/upload_file", "upload_file")
+upload_file_handler = load_lambda("destinations/customer_profiles/upload_file", "handler")
+presigned_put = load_lambda("destinations/customer_profiles/send", "presigned_put")
+send_handler = load_lambda("destinations/customer_profiles/send", "handler")
+gate_handler = load_lambda("destinations/customer_profiles/gate", "handler")
+
+PROFILES_MODEL = botocore.session.get_session().get_service_model("customer-profiles")
+STATE_PREFIX = "destinations/customer-profiles/"
+SEGMENT_KEY = "segments/bingewatch/bingewatch-genres-20261128T101500/genres-action.csv"
+FOLDER = f"{STATE_PREFIX}bingewatch/genres-action/"
+COLUMNS = upload_file.ContactColumns()
+
+
+def validate(operation: str, params: dict[str, Any]) -> None:
+    """Fail when `params` do not fit the operation's input shape in botocore's customer-profiles model."""
+    report = ParamValidator().validate(params, PROFILES_MODEL.operation_model(operation).input_shape)
+    assert not report.has_errors(), report.generate_report()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Upload file: pure functions
+
+
+def test_names_are_readable_valid_and_bounded() -> None:
+    assert upload_file.segment_slug(SEGMENT_KEY) == "genres-action"
+    name = upload_file.definition_name("bingewatch", "genres-action")
+    assert name == "bingewatch-genres-action"
+    assert upload_file.attribute_name(name) == "segment_bingewatch_genres_action"
+    long_name = upload_file.definition_name("bingewatch", "genres-comedy-" * 10)
+    assert len(long_name) == 64
+    assert long_name != upload_file.definition_name("bingewatch", "genres-comedy-" * 11)
+    assert upload_file.definition_name("DSG", "a b/ü") == "dsg-a-b"
+
+
+def test_definition_and_fields_fit_the_api_model() -> None:
+    attribute = "segment_bingewatch_genres_action"
+    groups = upload_file.segment_groups(attribute)
+    validate(
+        "CreateSegmentDefinition",
+        {"DomainName": "d", "SegmentDefinitionName": "n", "DisplayName": "x", "SegmentGroups": groups},
+    )
+    dimension = groups["Groups"][0]["Dimensions"][0]["ProfileAttributes"]["Attributes"][attribute]
+    assert dimension == {"DimensionType": "INCLUSIVE", "Values": ["true"]}
+    for columns in (
+        COLUMNS,
+        upload_file.ContactColumns(phone="PHONE"),
+        upload_file.ContactColumns(email="", phone="P"),
+    ):
+        fields = upload_file.fields_mapping(attribute, columns)
+        validate(
+            "CreateUploadJob",
+            {
+                "DomainName": "d",
+                "DisplayName": "x",
+                "Fields": fields,
+                "UniqueKey": "UserId",
+                "DataExpiry": 14,
+            },
+        )
+        # Every upload column is mapped, and nothing else.
+        assert list(fields) == list(upload_file.header(columns))
+    fields = upload_file.fields_mapping(attribute, COLUMNS)
+    assert fields["Member"]["Target"] == f"_profile.Attributes.{attribute}"
+    assert fields["Email"] == {
+        "Source": "_source.Email",
+        "Target": "_profile.EmailAddress",
+        "ContentType": "EMAIL_ADDRESS",
+    }
+    assert fields["UserId"]["Target"] == "_profile.AccountNumber"
+
+
+def test_rows_mark_members_true_and_dropped_members_false() -> None:
+    # GIVEN a segment of 1, "a,b", 3, 404 (no contact) and previous members 2 (contact) and 9 (contact gone)
+    stats = upload_file.UploadStats()
+    users = upload_file.read_segment(io.StringIO((EVENTS / "segment.csv").read_text()), stats)
+    dropped = upload_file.dropped_members(["1", "2", "9"], users, stats)
+    # WHEN the rows are built from the contact file
+    rows = list(
+        upload_file.upload_rows(
+            users, dropped, io.StringIO((EVENTS / "users.csv").read_text()), COLUMNS, stats
+        )
+    )
+    upload_file.count_users_without_contact(users, stats)
+    # THEN members are true in contact-file order, dropped members false, users without contact counted
+    assert rows == [
+        ("1", "success+1@simulator.amazonses.com", "true"),
+        ("2", "success+2@simulator.amazonses.com", "false"),
+        ("3", "success+3@simulator.amazonses.com", "true"),
+        ("a,b", "success+ab@simulator.amazonses.com", "true"),
+        ("9", "", "false"),
+    ]
+    assert (stats.members, stats.members_removed, stats.users_without_contact) == (3, 2, 1)
+    assert stats.sample_users_without_contact == ["404"]
+    assert stats.removed_without_contact == 1
+
+
+def test_segment_header_and_contact_columns_are_checked() -> None:
+    with pytest.raises(ValueError, match="header"):
+        upload_file.read_segment(io.StringIO("USER_ID\n1\n"), upload_file.UploadStats())
+    with pytest.raises(ValueError, match="no column E_MAIL"):
+        list(
+            upload_file.upload_rows(
+                {"1": False}, {}, io.StringIO("USER_ID,MAIL\n1,x\n"), COLUMNS, upload_file.UploadStats()
+            )
+        )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Upload file: handler against moto
+
+
+@pytest.fixture
+def s3() -> Iterator[Any]:
+    """moto S3 with the data bucket holding the segment and the training users file."""
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket="data-bucket")
+        client.put_object(Bucket="data-bucket", Key=SEGMENT_KEY, Body=(EVENTS / "segment.csv").read_bytes())
+        client.put_object(
+            Bucket="data-bucket", Key="train/bingewatch/users.csv", Body=(EVENTS / "users.csv").read_bytes()
+        )
+        yield client
+
+
+def build(s3: Any, run: str = "run-1", key: str = SEGMENT_KEY) -> dict[str, Any]:
+    """Run the handler's build on the sample segment."""
+    event = {
+        "Bucket": "data-bucket",
+        "Key": key,
+        "SegmentName": "bingewatch-genres-action-genres-20261128T101500",
+        "DatasetGroupName": "bingewatch",
+        "Query": 'ITEMS.genres = "Action"',
+        "RunId": run,
+    }
+    return upload_file_handler.build_upload(
+        event, s3, state_prefix=STATE_PREFIX, contacts_key="train/{dataset_group}/users.csv", columns=COLUMNS
+    )
+
+
+def read(s3: Any, key: str) -> str:
+    return str(s3.get_object(Bucket="data-bucket", Key=key)["Body"].read().decode())
+
+
+def test_first_run_writes_the_upload_file_and_the_pending_members(s3: Any) -> None:
+    result = build(s3)
+    assert result["UploadKey"] == f"{FOLDER}runs/run-1/upload.csv"
+    assert read(s3, result["UploadKey"]).splitlines() == [
+        "UserId,Email,Member",
+        "1,success+1@simulator.amazonses.com,true",
+        "3,success+3@simulator.amazonses.com,true",
+        '"a,b",success+ab@simulator.amazonses.com,true',
+    ]
+    assert read(s3, result["PendingKey"]).splitlines() == ["UserId", "1", "3", '"a,b"']
+    assert result["MembersKey"] == f"{FOLDER}members.csv"
+    assert (result["Members"], result["UsersWithoutContact"], result["MembersRemoved"]) == (3, 1, 0)
+    assert result["SampleUsersWithoutContact"] == ["404"]
+    assert result["UploadBytes"] == len(read(s3, result["UploadKey"]).encode())
+    assert result["Definition"]["Name"] == "bingewatch-genres-action"
+    assert result["Definition"]["DisplayName"] == 'bingewatch: ITEMS.genres = "Action"'
+    validate(
+        "CreateSegmentDefinition",
+        {
+            "DomainName": "d",
+            "SegmentDefinitionName": result["Definition"]["Name"],
+            "DisplayName": result["Definition"]["DisplayName"],
+            "Description": result["Definition"]["Description"],
+            "SegmentGroups": result["Definition"]["SegmentGroups"],
+        },
+    )
+
+
+def test_second_run_sets_dropped_members_false(s3: Any) -> None:
+    s3.put_object(Bucket="data-bucket", Key=f"{FOLDER}members.csv", Body=b"UserId\n1\n2\n")
+    result = build(s3, run="run-2")
+    rows = read(s3, result["UploadKey"]).splitlines()
+    assert "2,success+2@simulator.amazonses.com,false" in rows
+    assert "1,success+1@simulator.amazonses.com,true" in rows
+    assert result["MembersRemoved"] == 1
+    assert read(s3, result["PendingKey"]).splitlines() == ["UserId", "1", "3", '"a,b"']
+
+
+def test_segment_without_contacts_writes_nothing(s3: Any) -> None:
+    s3.put_object(Bucket="data-bucket", Key=SEGMENT_KEY, Body=b"UserId\nghost-1\nghost-2\n")
+    result = build(s3)
+    assert (result["Members"], result["UserCount"], result["UsersWithoutContact"]) == (0, 2, 2)
+    assert result["UploadKey"] == result["PendingKey"] == ""
+    assert "Contents" not in s3.list_objects_v2(Bucket="data-bucket", Prefix=STATE_PREFIX)
+
+
+def test_empty_segment_writes_nothing(s3: Any) -> None:
+    s3.put_object(Bucket="data-bucket", Key=SEGMENT_KEY, Body=b"UserId\n")
+    result = build(s3)
+    assert (result["Members"], result["UserCount"]) == (0, 0)
+    assert "Contents" not in s3.list_objects_v2(Bucket="data-bucket", Prefix=STATE_PREFIX)
+
+
+def test_large_upload_file_goes_up_in_parts(s3: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN 5 MiB parts (S3's minimum) and a segment whose upload file spans several of them
+    monkeypatch.setattr(s3_streams, "PART_SIZE", 5 * 1024 * 1024)
+    users = 250_000
+    s3.put_object(
+        Bucket="data-bucket",
+        Key=SEGMENT_KEY,
+        Body=("UserId\n" + "".join(f"{i}\n" for i in range(users))).encode(),
+    )
+    contacts = "USER_ID,E_MAIL\n" + "".join(f"{i},user-{i}@example.com\n" for i in range(users))
+    s3.put_object(Bucket="data-bucket", Key="train/bingewatch/users.csv", Body=contacts.encode())
+    # WHEN the file is built
+    result = build(s3)
+    # THEN the object is whole (multipart completed) and its size is the one reported
+    head = s3.head_object(Bucket="data-bucket", Key=result["UploadKey"])
+    assert head["ContentLength"] == result["UploadBytes"] > 5 * 1024 * 1024
+    assert result["Members"] == users
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Presigned PUT against a local HTTP server
+
+
+class Recorder(http.server.BaseHTTPRequestHandler):
+    """Keeps each PUT's headers and body; answers with the status the test sets."""
+
+    received: list[dict[str, Any]] = []  # noqa: RUF012 - per-test state, reset by the fixture
+    status = 200
+
+    def do_PUT(self) -> None:
+        length = int(self.headers["Content-Length"])
+        body = bytearray()
+        reads = 0
+        while len(body) < length:
+            chunk = self.rfile.read(min(65536, length - len(body)))
+            if not chunk:
+                break
+            body += chunk
+            reads += 1
+        Recorder.received.append(
+            {"path": self.path, "headers": dict(self.headers), "body": bytes(body), "reads": reads}
+        )
+        self.send_response(Recorder.status)
+        self.end_headers()
+        if Recorder.status >= 300:
+            self.wfile.write(b"<Error><Code>InvalidArgument</Code></Error>")
+
+    def log_message(self, *_args: Any) -> None:
+        return
+
+
+@pytest.fixture
+def server() -> Iterator[str]:
+    """A local HTTP server on 127.0.0.1 standing in for the presigned S3 URL."""
+    Recorder.received = []
+    Recorder.status = 200
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+CLIENT_KEY = bytes(range(32))
+CLIENT_TOKEN = base64.b64encode(CLIENT_KEY).decode()
+
+
+def test_sse_c_headers_follow_s3() -> None:
+    headers = presigned_put.sse_c_headers(CLIENT_TOKEN)
+    assert headers == {
+        "x-amz-server-side-encryption-customer-algorithm": "AES256",
+        "x-amz-server-side-encryption-customer-key": CLIENT_TOKEN,
+        "x-amz-server-side-encryption-customer-key-MD5": base64.b64encode(
+            hashlib.md5(CLIENT_KEY).digest()
+        ).decode(),
+    }
+
+
+def test_put_streams_the_body_with_content_length_and_sse_c_headers(server: str) -> None:
+    chunks = [b"UserId,Email,Member\n", b"1,a@example.com,true\n" * 1000, b"2,b@example.com,false\n"]
+    length = sum(len(c) for c in chunks)
+    status = presigned_put.put_stream(
+        f"{server}/upload/job-1.csv?X-Amz-Signature=abc",
+        iter(chunks),
+        length,
+        presigned_put.sse_c_headers(CLIENT_TOKEN),
+    )
+    assert status == 200
+    (request,) = Recorder.received
+    assert request["path"] == "/upload/job-1.csv?X-Amz-Signature=abc"
+    assert request["body"] == b"".join(chunks)
+    headers = {k.lower(): v for k, v in request["headers"].items()}
+    assert headers["content-length"] == str(length)
+    assert "transfer-encoding" not in headers
+    assert headers["x-amz-server-side-encryption-customer-algorithm"] == "AES256"
+    assert headers["x-amz-server-side-encryption-customer-key"] == CLIENT_TOKEN
+    assert (
+        headers["x-amz-server-side-encryption-customer-key-md5"]
+        == base64.b64encode(hashlib.md5(CLIENT_KEY).digest()).decode()
+    )
+
+
+def test_rejected_put_names_the_status_but_never_the_key(server: str) -> None:
+    Recorder.status = 400
+    with pytest.raises(presigned_put.UploadRejectedError) as raised:
+        presigned_put.put_stream(f"{server}/u", iter([b"x"]), 1, presigned_put.sse_c_headers(CLIENT_TOKEN))
+    assert "HTTP 400" in str(raised.value)
+    assert "InvalidArgument" in str(raised.value)
+    assert CLIENT_TOKEN not in str(raised.value)
+
+
+def test_short_body_is_refused(server: str) -> None:
+    with pytest.raises(ValueError, match="ended after 1 of 5 bytes"):
+        presigned_put.put_stream(f"{server}/u", iter([b"x"]), 5, presigned_put.sse_c_headers(CLIENT_TOKEN))
+
+
+def test_send_streams_the_s3_object_to_the_job_path(s3: Any, server: str) -> None:
+    # GIVEN an upload file in S3 and GetUploadJobPath answering with the local URL
+    body = b"UserId,Email,Member\n" + b"".join(b"%d,u%d@example.com,true\n" % (i, i) for i in range(50_000))
+    s3.put_object(Bucket="data-bucket", Key=f"{FOLDER}runs/r/upload.csv", Body=body)
+    profiles = boto3.client("customer-profiles", region_name="us-east-1")
+    stubber = Stubber(profiles)
+    stubber.add_response(
+        "get_upload_job_path",
+        {
+            "Url": f"{server}/job",
+            "ClientToken": CLIENT_TOKEN,
+            "ValidUntil": datetime(2026, 11, 28, tzinfo=UTC),
+        },
+        {"DomainName": "amazon-connect-d", "JobId": "0123456789abcdef0123456789abcdef"},
+    )
+    event = {
+        "DomainName": "amazon-connect-d",
+        "JobId": "0123456789abcdef0123456789abcdef",
+        "Bucket": "data-bucket",
+        "Key": f"{FOLDER}runs/r/upload.csv",
+    }
+    # WHEN the send Lambda runs
+    with stubber:
+        result = send_handler.send_upload_file(event, s3, profiles)
+    # THEN the whole object went up in 1 MiB chunks, and the result carries no key or URL
+    stubber.assert_no_pending_responses()
+    assert result == {"Bytes": len(body), "HttpStatus": 200}
+    assert Recorder.received[0]["body"] == body
+    assert Recorder.received[0]["reads"] > 1
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Gate
+
+
+MACHINE = "arn:aws:states:eu-central-1:123456789012:stateMachine:Upload"
+
+
+def execution(name: str, minute: int) -> dict[str, Any]:
+    return {
+        "executionArn": f"arn:aws:states:eu-central-1:123456789012:execution:Upload:{name}",
+        "stateMachineArn": MACHINE,
+        "name": name,
+        "status": "RUNNING",
+        "startDate": datetime(2026, 11, 28, 10, minute, tzinfo=UTC),
+    }
+
+
+@pytest.mark.parametrize(
+    ("mine", "proceed", "ahead"),
+    [("e1", True, 0), ("e2", True, 1), ("e3", False, 2), ("e4", False, 3)],
+)
+def test_gate_gives_slots_in_start_order(mine: str, proceed: bool, ahead: int) -> None:
+    sfn = boto3.client("stepfunctions", region_name="eu-central-1")
+    stubber = Stubber(sfn)
+    running = [execution(f"e{i}", i) for i in (4, 3, 2, 1)]  # newest first, as ListExecutions answers
+    stubber.add_response(
+        "list_executions",
+        {"executions": running[:2], "nextToken": "t"},
+        {"stateMachineArn": MACHINE, "statusFilter": "RUNNING"},
+    )
+    stubber.add_response(
+        "list_executions",
+        {"executions": running[2:]},
+        {"stateMachineArn": MACHINE, "statusFilter": "RUNNING", "nextToken": "t"},
+    )
+    minute = int(mine[1:])
+    event = {
+        "StateMachineArn": MACHINE,
+        "ExecutionArn": execution(mine, minute)["executionArn"],
+        "StartTime": f"2026-11-28T10:{minute:02d}:00.000Z",
+        "Limit": 2,
+    }
+    with stubber:
+        assert gate_handler.decide(event, sfn) == {"Proceed": proceed, "Ahead": ahead}

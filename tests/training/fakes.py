@@ -1,0 +1,282 @@
+"""Scripted AWS for the training workflow tests (no tests here): Personalize resources that finish after
+virtual durations, an in-memory S3 the real config validator reads, recorders for EventBridge and SNS.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from types import ModuleType
+from typing import Any
+
+from tests.helpers import REPO
+from tests.sfn_local import AwsError, TaskCall
+
+DEMO = REPO / "data" / "personalize"
+VALIDATOR_DIR = REPO / "lambda" / "training" / "validate_config"
+CONFIG_KEY = "train/bingewatch/bingewatch_config.json"
+BUCKET = "data-bucket"
+ROLE_ARN = "arn:aws:iam::123456789012:role/PersonalizeRole"
+START = datetime(2026, 1, 1, tzinfo=UTC)
+PREFIX = "arn:aws:personalize:eu-central-1:123456789012:"
+
+# Virtual seconds from create to ACTIVE (the issue's typical durations; quick resources take seconds).
+DURATIONS = {
+    "DatasetGroup": 5,
+    "Dataset": 0,
+    "DatasetImportJob": 600,
+    "Solution": 5,
+    "SolutionVersion": 3600,
+    "BatchSegmentJob": 1200,
+}
+# Describe* of these kinds has no `FailureReason` member, failed or not (as in the Personalize API).
+NO_FAILURE_REASON = frozenset({"Dataset", "Solution"})
+# A create request Personalize refuses for good: no retry absorbs it.
+REFUSED = "Personalize.InvalidInputException"
+
+
+def load_validator() -> ModuleType:
+    """The Lambda's pure module, imported by path (the Lambda directory is not a package)."""
+    if "training_config" in sys.modules:
+        return sys.modules["training_config"]
+    spec = importlib.util.spec_from_file_location("training_config", VALIDATOR_DIR / "training_config.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["training_config"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def demo_files() -> dict[str, bytes]:
+    """The demo data as bucket keys -> bytes, the way `aws s3 sync ./data/personalize` uploads it."""
+    return {str(p.relative_to(DEMO)): p.read_bytes() for p in DEMO.rglob("*") if p.is_file()}
+
+
+class _NoSuchKeyError(Exception):
+    def __init__(self) -> None:
+        super().__init__("NoSuchKey")
+        self.response = {"Error": {"Code": "NoSuchKey"}}
+
+
+class MemoryS3:
+    """get_object over a dict; `arrivals` makes keys appear only from a virtual time on."""
+
+    def __init__(self, objects: Mapping[str, bytes], arrivals: Mapping[str, float] | None = None) -> None:
+        self.objects = dict(objects)
+        self.arrivals = dict(arrivals or {})
+        self.now = 0.0
+        self.ranges: list[tuple[str, str | None]] = []
+        self.versions: dict[str, str | None] = {}
+
+    def get_object(self, **kwargs: Any) -> dict[str, Any]:
+        key = kwargs["Key"]
+        if key not in self.objects or self.arrivals.get(key, 0) > self.now:
+            raise _NoSuchKeyError()
+        self.ranges.append((key, kwargs.get("Range")))
+        self.versions[key] = kwargs.get("VersionId")
+        body = self.objects[key]
+        if kwargs.get("Range"):
+            last = int(kwargs["Range"].split("-")[1])
+            body = body[: last + 1]
+        return {"Body": io.BytesIO(body)}
+
+
+@dataclass
+class Resource:
+    """One fake Personalize resource."""
+
+    kind: str
+    name: str
+    arn: str
+    created_at: float
+    duration: float
+    fail_reason: str | None = None
+    seen_active_at: float | None = None
+    request: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def completes_at(self) -> float:
+        return self.created_at + self.duration
+
+
+@dataclass
+class FakeAws:
+    """Answers every Task of the training workflow; `existing` names resources that exist before the run."""
+
+    s3: MemoryS3
+    durations: dict[str, float] = field(default_factory=lambda: dict(DURATIONS))
+    existing: set[str] = field(default_factory=set)
+    """ARNs that already exist (ACTIVE since long before the run)."""
+    failures: dict[str, str] = field(default_factory=dict)
+    """Resource kind -> failureReason: that kind ends CREATE FAILED (the reason is not reported for the kinds
+    in NO_FAILURE_REASON)."""
+    rejections: dict[str, str] = field(default_factory=dict)
+    """Resource kind (or `Schema`) -> cause: its create requests are refused with REFUSED."""
+    throttle: dict[str, int] = field(default_factory=dict)
+    """Resource kind -> how many Describe calls are throttled before the answers come."""
+    resources: dict[str, Resource] = field(default_factory=dict)
+    creates: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    describes: list[tuple[str, str, float]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    emails: list[dict[str, Any]] = field(default_factory=list)
+    validations: list[float] = field(default_factory=list)
+
+    def handlers(self) -> dict[str, Callable[[TaskCall], Any]]:
+        """Handlers for `run_workflow`, by resource short form and state name."""
+        handlers: dict[str, Callable[[TaskCall], Any]] = {
+            "Validate config": self._validate,
+            "events:putEvents": self._put_events,
+            "sns:publish": self._publish,
+            "aws-sdk:personalize:createSchema": self._create_schema,
+        }
+        for kind in DURATIONS:
+            handlers[f"aws-sdk:personalize:create{kind}"] = self._creator(kind)
+            handlers[f"aws-sdk:personalize:describe{kind}"] = self._describer(kind)
+        return handlers
+
+    # ---- Personalize
+
+    def _arn(self, kind: str, request: Mapping[str, Any]) -> str:
+        if kind == "DatasetGroup":
+            return f"{PREFIX}dataset-group/{request['Name']}"
+        if kind == "Dataset":
+            group = request["DatasetGroupArn"].rsplit("/", 1)[1]
+            return f"{PREFIX}dataset/{group}/{request['DatasetType']}"
+        if kind == "DatasetImportJob":
+            return f"{PREFIX}dataset-import-job/{request['JobName']}"
+        if kind == "Solution":
+            return f"{PREFIX}solution/{request['Name']}"
+        if kind == "SolutionVersion":
+            return f"{request['SolutionArn']}/{len(self.resources):08x}"
+        return f"{PREFIX}batch-segment-job/{request['JobName']}"
+
+    def _create_schema(self, call: TaskCall) -> dict[str, Any]:
+        request = call.parameters
+        self._refuse("Schema")
+        arn = f"{PREFIX}schema/{request['Name']}"
+        if arn in self.existing:
+            raise AwsError("Personalize.ResourceAlreadyExistsException", f"{arn} already exists")
+        self.creates.append(("Schema", request))
+        return {"SchemaArn": arn}
+
+    def _creator(self, kind: str) -> Callable[[TaskCall], dict[str, Any]]:
+        def create(call: TaskCall) -> dict[str, Any]:
+            request = call.parameters
+            self._refuse(kind)
+            arn = self._arn(kind, request)
+            if arn in self.existing or arn in self.resources:
+                raise AwsError("Personalize.ResourceAlreadyExistsException", f"{arn} already exists")
+            self.creates.append((kind, request))
+            name = request.get("Name") or request.get("JobName") or arn
+            self.resources[arn] = Resource(
+                kind, name, arn, call.now, self.durations[kind], self.failures.get(kind), request=request
+            )
+            return {f"{kind}Arn": arn}
+
+        return create
+
+    def _refuse(self, kind: str) -> None:
+        if kind in self.rejections:
+            raise AwsError(REFUSED, self.rejections[kind])
+
+    def _describer(self, kind: str) -> Callable[[TaskCall], dict[str, Any]]:
+        def describe(call: TaskCall) -> dict[str, Any]:
+            arn = call.parameters[f"{kind}Arn"]
+            self.describes.append((kind, arn, call.now))
+            if self.throttle.get(kind, 0) > 0:
+                self.throttle[kind] -= 1
+                raise AwsError("Personalize.PersonalizeException", "Rate exceeded (ThrottlingException)")
+            if arn in self.existing and arn not in self.resources:
+                self.resources[arn] = Resource(kind, arn.rsplit("/", 1)[1], arn, -86400.0, 0.0)
+            resource = self.resources.get(arn)
+            if resource is None:
+                raise AwsError("Personalize.ResourceNotFoundException", f"{arn} does not exist")
+            done = call.now >= resource.completes_at
+            status = "CREATE IN_PROGRESS"
+            body: dict[str, Any] = {
+                f"{kind}Arn": arn,
+                "CreationDateTime": _iso(resource.created_at),
+                "LastUpdatedDateTime": _iso(min(call.now, resource.completes_at)),
+            }
+            if done and resource.fail_reason:
+                status = "CREATE FAILED"
+                if kind not in NO_FAILURE_REASON:
+                    body["FailureReason"] = resource.fail_reason
+            elif done:
+                status = "ACTIVE"
+                if resource.seen_active_at is None:
+                    resource.seen_active_at = call.now
+            body["Status"] = status
+            return {kind: body}
+
+        return describe
+
+    # ---- the rest
+
+    def _validate(self, call: TaskCall) -> dict[str, Any]:
+        module = load_validator()
+        self.validations.append(call.now)
+        self.s3.now = call.now
+        target = module.Target(
+            partition="aws",
+            region="eu-central-1",
+            account="123456789012",
+            bucket=call.parameters["Bucket"],
+            role_arn=ROLE_ARN,
+        )
+        result: dict[str, Any] = module.validate_upload(
+            self.s3,
+            target,
+            call.parameters["Key"],
+            call.parameters["StartTime"],
+            call.parameters["Source"].get("VersionId"),
+        )
+        return result
+
+    def _put_events(self, call: TaskCall) -> dict[str, Any]:
+        for entry in call.parameters["Entries"]:
+            detail = entry["Detail"]
+            self.events.append(
+                {
+                    "DetailType": entry["DetailType"],
+                    "Source": entry["Source"],
+                    "Detail": json.loads(detail) if isinstance(detail, str) else detail,
+                    "At": call.now,
+                }
+            )
+        return {"Entries": [{"EventId": f"e-{len(self.events)}"}], "FailedEntryCount": 0}
+
+    def _publish(self, call: TaskCall) -> dict[str, Any]:
+        message = call.parameters["Message"]
+        self.emails.append(
+            {
+                "Subject": call.parameters.get("Subject"),
+                "Message": json.loads(message) if isinstance(message, str) else message,
+            }
+        )
+        return {"MessageId": f"m-{len(self.emails)}"}
+
+    # ---- questions tests ask
+
+    def events_of(self, detail_type: str) -> list[dict[str, Any]]:
+        """Details of the events of one detail-type, in order."""
+        return [e["Detail"] for e in self.events if e["DetailType"] == detail_type]
+
+    def created_kinds(self) -> list[str]:
+        """Kinds of the resources created, in order."""
+        return [kind for kind, _ in self.creates]
+
+
+def _iso(seconds: float) -> str:
+    return (START + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def upload_input(key: str = CONFIG_KEY, version: str = "v1") -> dict[str, Any]:
+    """Execution input as the dispatcher (`object_trigger.OncePerObjectVersion`) starts the run with."""
+    return {"Source": {"Bucket": BUCKET, "Key": key, "VersionId": version, "ETag": "etag-1", "Size": 3215}}
