@@ -111,10 +111,12 @@ def put_event(
     *,
     bus: events.IEventBus,
     detail_type: str,
-    detail: Mapping[str, Any],
+    detail: Mapping[str, Any] | sfn.TaskInput,
     state_name: str | None = None,
 ) -> tasks.EventBridgePutEvents:
-    """Task that puts one event with the project's source on the pipeline bus; keeps the state input."""
+    """Task that puts one event with the project's source on the pipeline bus; keeps the state input.
+
+    `detail` is an object of fields (JSON paths allowed) or a ready TaskInput (e.g. one object of the state)."""
     task = tasks.EventBridgePutEvents(
         scope,
         construct_id,
@@ -124,7 +126,9 @@ def put_event(
                 event_bus=bus,
                 source=EVENT_SOURCE,
                 detail_type=detail_type,
-                detail=sfn.TaskInput.from_object(dict(detail)),
+                detail=detail
+                if isinstance(detail, sfn.TaskInput)
+                else sfn.TaskInput.from_object(dict(detail)),
             )
         ],
         result_path=sfn.JsonPath.DISCARD,
@@ -165,27 +169,34 @@ def report_outcome(
     bus: events.IEventBus,
     topic: sns.ITopic,
     detail_type: str,
-    detail_keys: Sequence[str],
-    subject: str,
+    detail_keys: Sequence[str] | None = None,
+    subject: str = "",
     quiet: sfn.Condition | None = None,
 ) -> sfn.Chain:
-    """The tail every outcome of a destination goes through: the report in `$.Report` becomes an event and
+    """The tail every outcome of a workflow goes through: the report in `$.Report` becomes an event and
     an email (skipped when `quiet` holds), then the execution fails when its `Status` is FAILED (with
-    `Error` and `FailureReason`) or succeeds with the report as output."""
+    `Error` and `FailureReason`) or succeeds with the report as output.
+
+    The event's detail is the report's `detail_keys`, or, without them, the report's own `Detail` object (for
+    outcomes whose fields differ). The subject is fixed, or `$.Report.Subject` when none is given."""
     publish = put_event(
         scope,
         f"Publish {noun}",
         state_name=f"Publish the {noun} outcome",
         bus=bus,
         detail_type=detail_type,
-        detail={key: sfn.JsonPath.string_at(f"$.Report.{key}") for key in detail_keys},
+        detail=(
+            sfn.TaskInput.from_json_path_at("$.Report.Detail")
+            if detail_keys is None
+            else {key: sfn.JsonPath.string_at(f"$.Report.{key}") for key in detail_keys}
+        ),
     )
     email = notify(
         scope,
         f"Email {noun}",
         state_name=f"Email the {noun} outcome",
         topic=topic,
-        subject=subject,
+        subject=subject or sfn.JsonPath.string_at("$.Report.Subject"),
         message=sfn.TaskInput.from_json_path_at("$.Report.Message"),
     )
     failed = sfn.Fail(

@@ -3,8 +3,9 @@
 Input: the `Personalize Batch Segment Job State Change` event. User ids never enter the state: the split
 function returns one small entry per query (at most 10), so transitions are constant per query. Read top-down:
 
-    describe the job -> is it ACTIVE? -> split its output -> announce each segment -> report and email
-                               `-> no: the failure tail (event, email, failed execution)
+    describe the job -> is it ACTIVE? -> split its output -> announce each segment -> report the run
+                               `-> no, or any step failed: report the failure
+    report: one run-level event and one email (`report_outcome`), then the execution succeeds or fails
 """
 
 from __future__ import annotations
@@ -17,7 +18,12 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from contextual_targeting.common.workflow_kit import LAMBDA_THROTTLED, add_sdk_retry, notify, put_event
+from contextual_targeting.common.workflow_kit import (
+    LAMBDA_THROTTLED,
+    add_sdk_retry,
+    put_event,
+    report_outcome,
+)
 from contextual_targeting.contracts.events import SEGMENT_POSTPROCESSING_STATE_CHANGE, SEGMENT_READY
 
 MAX_QUERIES = 10
@@ -27,31 +33,25 @@ MAX_QUERIES = 10
 def build_postprocessing_workflow(
     scope: Construct, *, function: lambda_.IFunction, event_bus: events.IEventBus, topic: sns.ITopic
 ) -> sfn.IChainable:
-    """Describe the job, split its output (Lambda), announce each segment, email one summary."""
-    failure = _failure_chain(scope, event_bus=event_bus, topic=topic)
+    """Describe the job, split its output (Lambda), announce each segment, report the run (event + email)."""
+    report = report_outcome(
+        scope,
+        "post-processing",
+        bus=event_bus,
+        topic=topic,
+        detail_type=SEGMENT_POSTPROCESSING_STATE_CHANGE,
+    )
+    failure = _failure_report(scope).next(report)
     describe = _describe_job(scope, failure)
-    not_active = _job_not_active(scope).next(failure)
     split = _split_job(scope, function, failure)
     announce = _announce_segments(scope, event_bus, failure)
-    report = _report_run(scope, event_bus, failure)
-    email = notify(
-        scope,
-        "EmailSummary",
-        state_name="Email the run summary",
-        topic=topic,
-        subject="contextual-targeting: segments from a batch segment job",
-        message=sfn.TaskInput.from_json_path_at("$.Result.Summary"),
-    )
     return describe.next(
         sfn.Choice(scope, "IsJobActive", state_name="Is the job active?")
         .when(
             sfn.Condition.string_equals("$.Job.Status", "ACTIVE"),
-            split.next(announce)
-            .next(report)
-            .next(email)
-            .next(sfn.Succeed(scope, "Done", state_name="Segments announced")),
+            split.next(announce).next(_run_report(scope)).next(report),
         )
-        .otherwise(not_active)
+        .otherwise(_job_not_active(scope).next(failure))
     )
 
 
@@ -204,68 +204,56 @@ def _announce_one(scope: Construct, event_bus: events.IEventBus) -> sfn.IChainab
     )
 
 
-def _report_run(
-    scope: Construct, event_bus: events.IEventBus, failure: sfn.IChainable
-) -> tasks.EventBridgePutEvents:
-    """The run-level event: how many segments are ready and how many queries had a problem."""
-    report = put_event(
+def _run_report(scope: Construct) -> sfn.Pass:
+    """The finished run's report: how many segments are ready, how many queries had a problem."""
+    return sfn.Pass(
         scope,
         "ReportRun",
         state_name="Report the finished run",
-        bus=event_bus,
-        detail_type=SEGMENT_POSTPROCESSING_STATE_CHANGE,
-        detail={
+        parameters={
             "Status": sfn.JsonPath.string_at("$.Result.Status"),
-            "JobArn": sfn.JsonPath.string_at("$.Job.JobArn"),
-            "JobName": sfn.JsonPath.string_at("$.Job.JobName"),
-            "DatasetGroupName": sfn.JsonPath.string_at("$.detail.DatasetGroupName"),
-            "ManifestUri": sfn.JsonPath.string_at("$.Result.ManifestUri"),
-            "SegmentCount": sfn.JsonPath.number_at("$.Result.SegmentCount"),
-            "ProblemCount": sfn.JsonPath.number_at("$.Result.ProblemCount"),
+            "Detail": {
+                "Status": sfn.JsonPath.string_at("$.Result.Status"),
+                "JobArn": sfn.JsonPath.string_at("$.Job.JobArn"),
+                "JobName": sfn.JsonPath.string_at("$.Job.JobName"),
+                "DatasetGroupName": sfn.JsonPath.string_at("$.detail.DatasetGroupName"),
+                "ManifestUri": sfn.JsonPath.string_at("$.Result.ManifestUri"),
+                "SegmentCount": sfn.JsonPath.number_at("$.Result.SegmentCount"),
+                "ProblemCount": sfn.JsonPath.number_at("$.Result.ProblemCount"),
+            },
+            "Subject": "contextual-targeting: segments from a batch segment job",
+            "Message": sfn.JsonPath.string_at("$.Result.Summary"),
         },
+        result_path="$.Report",
     )
-    report.add_catch(failure, errors=[sfn.Errors.ALL], result_path="$.Failure")
-    return report
 
 
-def _failure_chain(scope: Construct, *, event_bus: events.IEventBus, topic: sns.ITopic) -> sfn.IChainable:
-    """Report the failed run (event + email), then fail the execution with the original error."""
-    report = put_event(
+def _failure_report(scope: Construct) -> sfn.Pass:
+    """`$.Failure` = {Error, Cause} of the step that failed becomes the run's FAILED report."""
+    return sfn.Pass(
         scope,
         "ReportFailure",
         state_name="Report the failed run",
-        bus=event_bus,
-        detail_type=SEGMENT_POSTPROCESSING_STATE_CHANGE,
-        detail={
+        parameters={
             "Status": "FAILED",
-            "JobArn": sfn.JsonPath.string_at("$.detail.Arn"),
-            "JobName": sfn.JsonPath.string_at("$.detail.JobName"),
-            "DatasetGroupName": sfn.JsonPath.string_at("$.detail.DatasetGroupName"),
             "Error": sfn.JsonPath.string_at("$.Failure.Error"),
-            "Cause": sfn.JsonPath.string_at("$.Failure.Cause"),
-        },
-    )
-    email = notify(
-        scope,
-        "EmailFailure",
-        state_name="Email the failure",
-        topic=topic,
-        subject="contextual-targeting: segment post-processing FAILED",
-        message=sfn.TaskInput.from_text(
-            sfn.JsonPath.format(
+            "FailureReason": sfn.JsonPath.string_at("$.Failure.Cause"),
+            "Detail": {
+                "Status": "FAILED",
+                "JobArn": sfn.JsonPath.string_at("$.detail.Arn"),
+                "JobName": sfn.JsonPath.string_at("$.detail.JobName"),
+                "DatasetGroupName": sfn.JsonPath.string_at("$.detail.DatasetGroupName"),
+                "Error": sfn.JsonPath.string_at("$.Failure.Error"),
+                "Cause": sfn.JsonPath.string_at("$.Failure.Cause"),
+            },
+            "Subject": "contextual-targeting: segment post-processing FAILED",
+            "Message": sfn.JsonPath.format(
                 "Post-processing of batch segment job {} (dataset group {}) failed.\n\nError: {}\nCause: {}",
                 sfn.JsonPath.string_at("$.detail.JobName"),
                 sfn.JsonPath.string_at("$.detail.DatasetGroupName"),
                 sfn.JsonPath.string_at("$.Failure.Error"),
                 sfn.JsonPath.string_at("$.Failure.Cause"),
-            )
-        ),
+            ),
+        },
+        result_path="$.Report",
     )
-    fail = sfn.Fail(
-        scope,
-        "Failed",
-        state_name="Post-processing failed",
-        error_path="$.Failure.Error",
-        cause_path="$.Failure.Cause",
-    )
-    return report.next(email).next(fail)

@@ -19,7 +19,12 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from contextual_targeting.common.workflow_kit import LAMBDA_THROTTLED, add_sdk_retry, notify, put_event
+from contextual_targeting.common.workflow_kit import (
+    LAMBDA_THROTTLED,
+    add_sdk_retry,
+    put_event,
+    report_outcome,
+)
 from contextual_targeting.contracts.events import TRAINING_RUN_STATE_CHANGE, personalize_state_change
 from contextual_targeting.training.create_and_wait import (
     ALREADY_EXISTS,
@@ -66,18 +71,33 @@ class TrainingWorkflowProps:
 
 
 def build_training_workflow(scope: Construct, *, props: TrainingWorkflowProps) -> sfn.IChainable:
-    """The whole workflow as one chain (tests render and run it alone)."""
-    failed = _failure_handler(scope, props)
+    """The whole workflow as one chain (tests render and run it alone):
 
-    # The validation loop counts its looks for missing files from here.
+    start -> validate the config (waiting for files it names) -> train and segment -> report the run
+                      `-> invalid, or files never came, or any step failed: report the failure
+    report: one run-level event and one email (`report_outcome`), then the execution succeeds or fails
+    """
+    report = report_outcome(
+        scope, "training run", bus=props.bus, topic=props.topic, detail_type=TRAINING_RUN_STATE_CHANGE
+    )
+    failed = _failure_report(scope).next(report)
+    validate = _validate_config(scope, props, failed)
+    train = _train_and_segment(scope, props, failed)
+    train.next(_success_report(scope)).next(report)
     begin = sfn.Pass(
         scope,
         "Begin",
         state_name="Start the training run",
         result=sfn.Result.from_object({"Checks": 0}),
         result_path="$.Files",
-    )
+    )  # the validation loop counts its looks for missing files from here
+    return begin.next(validate).next(_config_ready(scope, validate, train, failed))
 
+
+def _validate_config(
+    scope: Construct, props: TrainingWorkflowProps, failed: sfn.IChainable
+) -> tasks.LambdaInvoke:
+    """The validator Lambda checks the config, CSV headers and query files and returns the run plan."""
     validate = tasks.LambdaInvoke(
         scope,
         "Validate",
@@ -97,7 +117,13 @@ def build_training_workflow(scope: Construct, *, props: TrainingWorkflowProps) -
     )
     add_sdk_retry(validate, LAMBDA_THROTTLED)
     validate.add_catch(failed, errors=[sfn.Errors.ALL], result_path="$.Failure")
+    return validate
 
+
+def _config_ready(
+    scope: Construct, validate: sfn.IChainable, train: sfn.IChainable, failed: sfn.IChainable
+) -> sfn.Choice:
+    """Train on a valid, complete config; fail on an invalid one; wait (bounded) for files still missing."""
     reject = sfn.Pass(
         scope,
         "Reject",
@@ -125,7 +151,19 @@ def build_training_workflow(scope: Construct, *, props: TrainingWorkflowProps) -
         state_name="Wait for training files",
         time=sfn.WaitTime.duration(cdk.Duration.seconds(FILE_CHECK_INTERVAL)),
     )
+    return (
+        sfn.Choice(scope, "ConfigReady", state_name="Is the config valid and complete?")
+        .when(sfn.Condition.boolean_equals("$.Validation.Valid", False), reject.next(failed))
+        .when(sfn.Condition.is_present("$.Validation.Plan"), train)
+        .when(sfn.Condition.number_greater_than_equals("$.Files.Checks", FILE_CHECKS), give_up.next(failed))
+        .otherwise(count.next(wait_for_files).next(validate))
+    )
 
+
+def _train_and_segment(
+    scope: Construct, props: TrainingWorkflowProps, failed: sfn.IChainable
+) -> sfn.Parallel:
+    """Every Personalize step of the plan, in one Parallel so that one catch covers them all."""
     train = sfn.Parallel(
         scope,
         "Train",
@@ -138,42 +176,29 @@ def build_training_workflow(scope: Construct, *, props: TrainingWorkflowProps) -
         result_path="$.Result",
     )
     train.branch(_training_branch(scope, props))
-    # One catch for every step inside: the run-level FAILED event, the email, then the execution fails.
     train.add_catch(failed, errors=[sfn.Errors.ALL], result_path="$.Failure")
+    return train
 
-    succeeded = put_event(
+
+def _success_report(scope: Construct) -> sfn.Pass:
+    """The run's SUCCEEDED report: its solutions with their batch segment jobs."""
+    return sfn.Pass(
         scope,
         "RunSucceeded",
-        state_name="Announce run success",
-        bus=props.bus,
-        detail_type=TRAINING_RUN_STATE_CHANGE,
-        detail={**_run_detail("SUCCEEDED"), "Solutions": sfn.JsonPath.list_at("$.Result.Solutions")},
-    )
-    email = notify(
-        scope,
-        "EmailSuccess",
-        state_name="Email run success",
-        topic=props.topic,
-        subject="Contextual targeting: training run succeeded",
-        message=sfn.TaskInput.from_object(
-            {
+        state_name="Report run success",
+        parameters={
+            "Status": "SUCCEEDED",
+            "Detail": {**_run_detail("SUCCEEDED"), "Solutions": sfn.JsonPath.list_at("$.Result.Solutions")},
+            "Subject": "Contextual targeting: training run succeeded",
+            "Message": {
                 "Result": "SUCCEEDED",
                 "DatasetGroup": sfn.JsonPath.string_at("$.Validation.Plan.Run.DatasetGroupName"),
                 "Solutions": sfn.JsonPath.list_at("$.Result.Solutions"),
                 **_run_email(),
-            }
-        ),
+            },
+        },
+        result_path="$.Report",
     )
-
-    files_ready = (
-        sfn.Choice(scope, "ConfigReady", state_name="Is the config valid and complete?")
-        .when(sfn.Condition.boolean_equals("$.Validation.Valid", False), reject.next(failed))
-        .when(sfn.Condition.is_present("$.Validation.Plan"), train)
-        .when(sfn.Condition.number_greater_than_equals("$.Files.Checks", FILE_CHECKS), give_up.next(failed))
-        .otherwise(count.next(wait_for_files).next(validate))
-    )
-    train.next(succeeded).next(email).next(sfn.Succeed(scope, "Done", state_name="Training done"))
-    return begin.next(validate).next(files_ready)
 
 
 def _run_detail(status: str) -> dict[str, object]:
@@ -199,48 +224,31 @@ def _run_email() -> dict[str, object]:
     }
 
 
-def _failure_handler(scope: Construct, props: TrainingWorkflowProps) -> sfn.IChainable:
-    """`$.Failure` = {Error, Cause}: the run-level FAILED event, one email, then the execution fails."""
-    announce = put_event(
+def _failure_report(scope: Construct) -> sfn.Pass:
+    """`$.Failure` = {Error, Cause} of the step that failed becomes the run's FAILED report."""
+    return sfn.Pass(
         scope,
         "RunFailed",
-        state_name="Announce run failure",
-        bus=props.bus,
-        detail_type=TRAINING_RUN_STATE_CHANGE,
-        detail={
-            **_run_detail("FAILED"),
+        state_name="Report run failure",
+        parameters={
+            "Status": "FAILED",
             "Error": sfn.JsonPath.string_at("$.Failure.Error"),
             "FailureReason": sfn.JsonPath.string_at("$.Failure.Cause"),
-        },
-    )
-    email = notify(
-        scope,
-        "EmailFailure",
-        state_name="Email run failure",
-        topic=props.topic,
-        subject="Contextual targeting: training run FAILED",
-        message=sfn.TaskInput.from_object(
-            {
+            "Detail": {
+                **_run_detail("FAILED"),
+                "Error": sfn.JsonPath.string_at("$.Failure.Error"),
+                "FailureReason": sfn.JsonPath.string_at("$.Failure.Cause"),
+            },
+            "Subject": "Contextual targeting: training run FAILED",
+            "Message": {
                 "Result": "FAILED",
                 "FailedStep": sfn.JsonPath.string_at("$.Failure.Error"),
                 "Reason": sfn.JsonPath.string_at("$.Failure.Cause"),
-                "Config": sfn.JsonPath.format(
-                    "s3://{}/{}",
-                    sfn.JsonPath.string_at("$.Source.Bucket"),
-                    sfn.JsonPath.string_at("$.Source.Key"),
-                ),
                 **_run_email(),
-            }
-        ),
+            },
+        },
+        result_path="$.Report",
     )
-    fail = sfn.Fail(
-        scope,
-        "Failed",
-        state_name="Training failed",
-        error_path="$.Failure.Error",
-        cause_path="$.Failure.Cause",
-    )
-    return announce.next(email).next(fail)
 
 
 def _training_branch(scope: Construct, props: TrainingWorkflowProps) -> sfn.IChainable:
