@@ -375,7 +375,10 @@ def _warn_dead_letters(aws: Aws) -> None:
     queue_url = aws.outputs.get(keys.DEAD_LETTER_QUEUE_URL)
     if not queue_url:
         return
-    count = waiting(aws.client("sqs"), queue_url)
+    try:
+        count = waiting(aws.client("sqs"), queue_url)
+    except ClientError:
+        return  # no permission to look: `watch` itself still works
     if count:
         errors.print(
             f"warning: {count} event(s) EventBridge could not deliver wait in the dead-letter queue: "

@@ -10,7 +10,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from contextual_targeting.cli import stack_outputs as keys
-from contextual_targeting.cli.dead_letters import Redriver, receive_all
+from contextual_targeting.cli.dead_letters import DeadLetter, Redriver, receive_all
 from contextual_targeting.contracts.events import EVENT_SOURCE, SEGMENT_READY
 from tests.cli.support import ACCOUNT, REGION, TRAINING, aws, deploy_stack, invoke
 
@@ -232,3 +232,18 @@ def test_watch_warns_about_dead_letters(pipeline: Pipeline) -> None:
     pipeline.dead_letter(segment_ready("x"), rule=SEGMENT_RULE, target=UPLOAD)
     result = invoke("watch", "missing-run")
     assert "1 event(s) EventBridge could not deliver wait in the dead-letter queue" in result.output
+
+
+@pytest.mark.parametrize(
+    ("rule_arn", "bus"),
+    [
+        (SEGMENT_RULE, BUS),
+        (S3_RULE, "default"),
+        (f"arn:aws-cn:events:cn-north-1:{ACCOUNT}:rule/a-bus.with_dots/r", "a-bus.with_dots"),
+        ("", "default"),
+    ],
+)
+def test_the_bus_comes_from_the_rule_arn(rule_arn: str, bus: str) -> None:
+    letter = DeadLetter(message_id="m", receipt_handle="h", body="{}", attributes={"RULE_ARN": rule_arn})
+    assert letter.bus == bus
+    assert letter.event is None  # `{}` is not an event
