@@ -3,6 +3,10 @@
 Every alarm treats missing data as not breaching: an idle pipeline (no execution, no invocation, no segment)
 publishes no data points and must stay quiet. Business figures come from the Lambdas as embedded-metric-format
 lines (`lambda/shared/python/run_log.py`) in namespace METRICS_NAMESPACE, dimension `Pipeline` = stack name.
+
+Plain `aws_cloudwatch` rather than cdk-monitoring-constructs (which fits the pinned versions): these are a
+dozen threshold alarms with one meaning each and one dashboard, and the facade's defaults (its summary, detail
+and alarm dashboards, its alarm naming) would have to be overridden at every call to get exactly that.
 """
 
 from __future__ import annotations
