@@ -18,6 +18,7 @@ from contextual_targeting.destinations.pinpoint.importer import (
     PinpointSegmentImporter,
     PinpointSegmentImporterProps,
 )
+from contextual_targeting.operations.operations import PipelineOperations, PipelineOperationsProps
 from contextual_targeting.segments.postprocessor import SegmentPostprocessor, SegmentPostprocessorProps
 from contextual_targeting.training.pipeline import (
     PersonalizeTrainingPipeline,
@@ -159,6 +160,20 @@ class ContextualTargetingStack(cdk.Stack):
                 importer.dispatch_state_machine.state_machine_arn,
                 "S3 Object Created -> one import per object version",
             )
+
+        # ---- Operations: last, as it watches every workflow and function above ----
+        operations = PipelineOperations(
+            self,
+            "Operations",
+            props=PipelineOperationsProps(
+                topic=notifications.topic,
+                topic_key=notifications.key,
+                event_bus=training.event_bus,
+                customer_profiles=settings.wants("customer-profiles"),
+            ),
+        )
+        self._output("DeadLetterQueueUrl", operations.dead_letter_queue.queue_url, "Undelivered events")
+        self._output("DashboardName", operations.dashboard_name, "CloudWatch dashboard of the pipeline")
 
     def _output(self, name: str, value: str, description: str) -> None:
         """Stack output under a stable name: the CLI and the README look outputs up by it."""

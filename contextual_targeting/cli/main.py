@@ -26,6 +26,7 @@ from rich.table import Table
 
 from contextual_targeting.cli import stack_outputs as keys
 from contextual_targeting.cli.cleanup import Cleaner, plan_cleanup
+from contextual_targeting.cli.dead_letters import Redriver, receive_all, release, waiting
 from contextual_targeting.cli.executions import ExecutionView, execution_arn, latest_execution
 from contextual_targeting.cli.segments import SegmentRow, list_segments, pinpoint_statuses, to_json
 from contextual_targeting.cli.stack_outputs import (
@@ -341,6 +342,7 @@ def watch(
             pinpoint_prepare=outputs.get(keys.PINPOINT_PREPARE_STATE_MACHINE),
             pinpoint_import=outputs.get(keys.PINPOINT_IMPORT_STATE_MACHINE),
         )
+        _warn_dead_letters(aws)
         sfn = aws.client("stepfunctions")
         arn = (
             execution_arn(machines.training, execution)
@@ -366,6 +368,67 @@ def watch(
         if state.failure:
             raise CliError(state.failure)
         console.print(f"training run {state.training.name} succeeded", markup=False)
+
+
+def _warn_dead_letters(aws: Aws) -> None:
+    """Say so when EventBridge could not deliver events: a run may be waiting for one of them."""
+    queue_url = aws.outputs.get(keys.DEAD_LETTER_QUEUE_URL)
+    if not queue_url:
+        return
+    try:
+        count = waiting(aws.client("sqs"), queue_url)
+    except ClientError:
+        return  # no permission to look: `watch` itself still works
+    if count:
+        errors.print(
+            f"warning: {count} event(s) EventBridge could not deliver wait in the dead-letter queue: "
+            "see `contextual-targeting dead-letters`",
+            markup=False,
+        )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# dead-letters
+
+
+@app.command("dead-letters")
+def dead_letters(
+    redrive: Annotated[
+        bool, typer.Option("--redrive", help="Deliver them again (after fixing the cause), then delete them.")
+    ] = False,
+    stack_name: StackName = DEFAULT_STACK_NAME,
+    region: Region = None,
+    profile: ProfileOption = None,
+) -> None:
+    """List the events EventBridge could not deliver; with --redrive, deliver each once more."""
+    with one_line_errors():
+        aws = Aws(stack_name=stack_name, region=region, profile=profile)
+        queue_url = aws.outputs.require(keys.DEAD_LETTER_QUEUE_URL)
+        sqs = aws.client("sqs")
+        letters = receive_all(sqs, queue_url)
+        if not letters:
+            console.print("no dead letters: every event was delivered", markup=False)
+            return
+        for letter in letters:
+            console.print(letter.describe(), markup=False)
+        if not redrive:
+            release(sqs, queue_url, letters)
+            console.print(
+                f"{len(letters)} dead letter(s); fix the cause, then run with --redrive", markup=False
+            )
+            return
+        result = Redriver(
+            sqs=sqs,
+            events=aws.client("events"),
+            sfn=aws.client("stepfunctions"),
+            sns=aws.client("sns"),
+            queue_url=queue_url,
+        ).redrive(letters)
+        console.print(f"redriven: {len(result.redriven)}", markup=False)
+        for letter, reason in result.left:
+            errors.print(f"left in the queue: {letter.message_id}: {reason}", markup=False)
+        if result.left:
+            raise CliError(f"{len(result.left)} dead letter(s) left in the queue")
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -17,13 +17,13 @@ from typing import Any
 
 import aws_cdk as cdk
 from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from contextual_targeting.common.workflow_kit import add_sdk_retry, logged_state_machine
+from contextual_targeting.operations.delivery import workflow_target
 
 # The optimized `states:startExecution` integration names errors `StepFunctions.<Java SDK exception>`;
 # the aws-sdk integration (`aws-sdk:sfn:startExecution`, not used here) would say `Sfn.` instead.
@@ -83,7 +83,7 @@ class OncePerObjectVersion(Construct):
                     "object": {"key": [dict(props.key_filter)]},
                 },
             ),
-            targets=[targets.SfnStateMachine(machine)],
+            targets=[workflow_target(machine)],
         )
 
 

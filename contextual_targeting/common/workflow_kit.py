@@ -287,6 +287,14 @@ def uses_shared_code(component: str) -> bool:
     return any(imports.search(source.read_text()) for source in (LAMBDA_ROOT / component).glob("*.py"))
 
 
+METRICS_NAMESPACE = "ContextualTargeting"
+
+
+def metrics_environment(scope: Construct) -> dict[str, str]:
+    """The CloudWatch namespace and `Pipeline` dimension value under which a Lambda emits its metrics."""
+    return {"METRICS_NAMESPACE": METRICS_NAMESPACE, "PIPELINE_NAME": cdk.Stack.of(scope).stack_name}
+
+
 def python_function(
     scope: Construct,
     construct_id: str,
@@ -297,7 +305,7 @@ def python_function(
     timeout: cdk.Duration | None = None,
     environment: Mapping[str, str] | None = None,
 ) -> lambda_.Function:
-    """Python Lambda from `lambda/<component>/` (`handler.handler`), traced, logs kept 30 days."""
+    """Python Lambda from `lambda/<component>/` (`handler.handler`), traced, JSON logs kept 30 days."""
     log_group = logs.LogGroup(
         scope,
         f"{construct_id}Logs",
@@ -315,9 +323,14 @@ def python_function(
         code=lambda_.Code.from_asset(str(LAMBDA_ROOT / component), exclude=["__pycache__", "*.pyc"]),
         memory_size=memory_size,
         timeout=timeout or cdk.Duration.minutes(1),
-        environment=dict(environment or {}),
+        # Where `run_log.put_metrics` files the business figures (see operations.monitoring).
+        environment={**(environment or {}), **metrics_environment(scope)},
         tracing=lambda_.Tracing.ACTIVE,
         log_group=log_group,
+        # JSON lines; `run_log.logged` adds the run's identifiers to each (lambda/shared/python/run_log.py).
+        logging_format=lambda_.LoggingFormat.JSON,
+        application_log_level_v2=lambda_.ApplicationLogLevel.INFO,
+        system_log_level_v2=lambda_.SystemLogLevel.INFO,
         layers=[shared_code_layer(scope)] if uses_shared_code(component) else None,
     )
     assert function.role is not None

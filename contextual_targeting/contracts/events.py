@@ -31,3 +31,7 @@ def personalize_state_change(resource: str) -> str:
 # Customer Profiles destination: one per segment upload, detail {SegmentName, SegmentDefinitionArn,
 # UploadJobId, Status, ProfilesUploaded, ProfilesFailed, UsersWithoutContact, MembersRemoved, FailureReason}.
 CUSTOMER_PROFILES_SEGMENT_STATE_CHANGE = "Customer Profiles Segment State Change"
+
+# Operations: a workflow execution ended FAILED, TIMED_OUT or ABORTED without its own report
+# (operations/failures.py), detail {StateMachineArn, ExecutionArn, ExecutionName, Status, Error, Cause}.
+WORKFLOW_FAILED = "Workflow Failed"

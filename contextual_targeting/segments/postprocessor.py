@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 import aws_cdk as cdk
 from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
@@ -28,6 +27,7 @@ from contextual_targeting.contracts.events import (
     EVENT_SOURCE,
 )
 from contextual_targeting.contracts.layout import BATCH_PREFIX, SEGMENTS_PREFIX
+from contextual_targeting.operations.delivery import workflow_target
 from contextual_targeting.segments.workflow import build_postprocessing_workflow, describe_job_resource
 
 COMPONENT = "segments/split"
@@ -124,7 +124,7 @@ class SegmentPostprocessor(Construct):
                 detail_type=[BATCH_SEGMENT_JOB_STATE_CHANGE],
                 detail={"Status": ["ACTIVE"]},
             ),
-            targets=[targets.SfnStateMachine(self.state_machine)],
+            targets=[workflow_target(self.state_machine)],
         )
 
 

@@ -119,6 +119,7 @@ def _split_job(scope: Construct, function: lambda_.IFunction, failure: sfn.IChai
                 "JobName": sfn.JsonPath.string_at("$.Job.JobName"),
                 "DatasetGroupName": sfn.JsonPath.string_at("$.detail.DatasetGroupName"),
                 "OutputUri": sfn.JsonPath.string_at("$.Job.OutputUri"),
+                "ExecutionName": sfn.JsonPath.execution_name,
             }
         ),
         # Only the function's small summary is kept: no Lambda response metadata, never user ids.

@@ -110,6 +110,7 @@ def _validate_config(
                 # The whole Source, so a manual start without a VersionId still works (latest version).
                 "Source": sfn.JsonPath.object_at("$.Source"),
                 "StartTime": sfn.JsonPath.string_at("$$.Execution.StartTime"),
+                "ExecutionName": sfn.JsonPath.execution_name,
             }
         ),
         payload_response_only=True,

@@ -161,6 +161,7 @@ def test_happy_path_announces_each_ready_segment_and_reports_the_rest(definition
         "JobName": DETAIL["JobName"],
         "DatasetGroupName": "bingewatch",
         "OutputUri": OUTPUT_URI,
+        "ExecutionName": "local-execution",
     }
 
     # AND publishes one Segment Ready per ready segment, with the documented detail

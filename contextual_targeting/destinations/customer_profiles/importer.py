@@ -14,7 +14,6 @@ from dataclasses import dataclass
 import aws_cdk as cdk
 from aws_cdk import aws_customerprofiles as customerprofiles
 from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
@@ -33,6 +32,7 @@ from contextual_targeting.destinations.customer_profiles.workflow import (
     upload_schedule,
     upload_workflow,
 )
+from contextual_targeting.operations.delivery import workflow_target
 
 PROFILE_PRINCIPAL = "profile.amazonaws.com"
 # A domain needs no Amazon Connect instance, but only a domain named like this can be linked to one later.
@@ -227,7 +227,7 @@ class CustomerProfilesSegmentImporter(Construct):
             description="Segment Ready -> Customer Profiles upload workflow",
             event_bus=props.event_bus,
             event_pattern=events.EventPattern(source=[EVENT_SOURCE], detail_type=[SEGMENT_READY]),
-            targets=[targets.SfnStateMachine(machine)],
+            targets=[workflow_target(machine)],
         )
 
     def _create_domain(self, props: CustomerProfilesSegmentImporterProps) -> str:

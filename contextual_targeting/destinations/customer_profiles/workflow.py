@@ -255,6 +255,7 @@ def upload_workflow(
                 "ExecutionArn": sfn.JsonPath.execution_id,
                 "StartTime": sfn.JsonPath.execution_start_time,
                 "Limit": settings.max_concurrent_uploads,
+                "ExecutionName": sfn.JsonPath.execution_name,
             }
         ),
         result_selector={
@@ -309,6 +310,7 @@ def upload_workflow(
                 "Query": sfn.JsonPath.string_at("$.Segment.Query"),
                 "DatasetGroupName": sfn.JsonPath.string_at("$.Segment.DatasetGroupName"),
                 "RunId": sfn.JsonPath.execution_name,
+                "ExecutionName": sfn.JsonPath.execution_name,
             }
         ),
         result_selector={
@@ -429,6 +431,9 @@ def upload_workflow(
                 "JobId": job_id,
                 "Bucket": sfn.JsonPath.string_at("$.Upload.Bucket"),
                 "Key": sfn.JsonPath.string_at("$.Upload.UploadKey"),
+                "ExecutionName": sfn.JsonPath.execution_name,
+                "SegmentName": segment,
+                "DatasetGroupName": sfn.JsonPath.string_at("$.Segment.DatasetGroupName"),
             }
         ),
         result_selector={"Bytes": sfn.JsonPath.number_at("$.Bytes")},

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 
 import aws_cdk as cdk
 from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_pinpoint as pinpoint
 from aws_cdk import aws_s3 as s3
@@ -37,6 +36,7 @@ from contextual_targeting.destinations.pinpoint.workflows import (
     import_workflow,
     prepare_workflow,
 )
+from contextual_targeting.operations.delivery import workflow_target
 
 PINPOINT_PRINCIPAL = "pinpoint.amazonaws.com"
 PINPOINT_EXPORT_PREFIX = "exports/"
@@ -238,7 +238,7 @@ class PinpointSegmentImporter(Construct):
             description="Segment Ready -> Pinpoint prepare workflow",
             event_bus=props.event_bus,
             event_pattern=events.EventPattern(source=[EVENT_SOURCE], detail_type=[SEGMENT_READY]),
-            targets=[targets.SfnStateMachine(prepare_machine)],
+            targets=[workflow_target(prepare_machine)],
         )
         # Only the import prefix starts imports, so the export prefix (and anything else in the bucket)
         # never does.

@@ -236,6 +236,7 @@ def prepare_workflow(
                 "SegmentName": sfn.JsonPath.string_at(segment),
                 "ExportBucket": export_bucket,
                 "ExportPrefix": sfn.JsonPath.string_at("$.ExportPrefix"),
+                "ExecutionName": sfn.JsonPath.execution_name,
             }
         ),
         result_selector={
@@ -382,6 +383,7 @@ def import_workflow(
                 "Bucket": sfn.JsonPath.string_at("$.Bucket"),
                 "Key": sfn.JsonPath.string_at("$.Key"),
                 "VersionId": sfn.JsonPath.string_at("$.VersionId"),
+                "ExecutionName": sfn.JsonPath.execution_name,
             }
         ),
         result_path="$.File",

@@ -11,15 +11,30 @@ import os
 from typing import Any
 
 import boto3
+from run_log import logged, put_metrics
 from segment_store import JobInfo, process_job
 
 
+@logged
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Parse the workflow's input and split the job's output."""
     job = JobInfo.from_event(event)
-    return process_job(
+    result = process_job(
         boto3.client("s3"),
         job,
         bucket=os.environ["SEGMENTS_BUCKET"],
         prefix=os.environ.get("SEGMENTS_PREFIX", "segments/"),
     )
+    emit_segment_metrics(result, job.dataset_group_name)
+    return result
+
+
+def emit_segment_metrics(result: dict[str, Any], dataset_group: str) -> None:
+    """`SegmentUsers` per ready segment, named by its query's file name (stable from one job to the next)."""
+    for segment in result["Segments"]:
+        if segment["Status"] == "READY":
+            slug = str(segment["Key"]).rsplit("/", 1)[-1].removesuffix(".csv")
+            put_metrics(
+                {"SegmentUsers": segment["UserCount"]},
+                dimensions={"DatasetGroup": dataset_group, "Segment": slug},
+            )

@@ -6,11 +6,13 @@ import os
 from typing import Any
 
 import boto3
+from run_log import logged
 from training_config import Target, validate_upload
 
 _S3 = boto3.client("s3")
 
 
+@logged
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Event {Bucket, Key, Source: {VersionId?}, StartTime}; account and region come from the function ARN."""
     _, partition, _, region, account, *_ = context.invoked_function_arn.split(":")

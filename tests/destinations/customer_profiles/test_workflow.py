@@ -208,6 +208,9 @@ def test_first_run_creates_the_definition_uploads_and_keeps_the_members(
         "JobId": JOB_ID,
         "Bucket": "data-bucket",
         "Key": f"{FOLDER}runs/run-1/upload.csv",
+        "ExecutionName": "run-1",
+        "SegmentName": "bingewatch-genres-action-genres-20261128T101500",
+        "DatasetGroupName": "bingewatch",
     }
     order = [c.state for c in execution.calls if c.state.startswith(("Send", "Start", "Check"))]
     assert order[:3] == ["Send the upload file", "Start the upload job", "Check the upload job"]

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 import boto3
+from run_log import logged
 
 
 def _as_datetime(value: Any) -> datetime:
@@ -41,6 +42,7 @@ def decide(event: dict[str, Any], sfn: Any) -> dict[str, Any]:
     return {"Proceed": ahead < int(event["Limit"]), "Ahead": ahead}
 
 
+@logged
 def handler(event: dict[str, Any], _context: Any) -> dict[str, Any]:
     """Entry point: `{StateMachineArn, ExecutionArn, StartTime, Limit}` in, `{Proceed, Ahead}` out."""
     return decide(event, boto3.client("stepfunctions"))

@@ -7,6 +7,7 @@ from typing import Any
 
 import boto3
 from presigned_put import CHUNK, put_stream, sse_c_headers
+from run_log import logged
 
 
 def _chunks(body: Any) -> Iterator[bytes]:
@@ -23,6 +24,7 @@ def send_upload_file(event: dict[str, Any], s3: Any, profiles: Any) -> dict[str,
     return {"Bytes": length, "HttpStatus": status}
 
 
+@logged
 def handler(event: dict[str, Any], _context: Any) -> dict[str, Any]:
     """Entry point: `{DomainName, JobId, Bucket, Key}` in, `{Bytes, HttpStatus}` out."""
     return send_upload_file(event, boto3.client("s3"), boto3.client("customer-profiles"))

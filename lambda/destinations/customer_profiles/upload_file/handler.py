@@ -6,6 +6,7 @@ import os
 from typing import Any
 
 import boto3
+from run_log import logged, put_metrics
 from s3_streams import ObjectWriter, text_lines
 from upload_file import (
     ContactColumns,
@@ -115,9 +116,10 @@ def _csv_line(user_id: str) -> bytes:
     return (text + "\n").encode("utf-8")
 
 
+@logged
 def handler(event: dict[str, Any], _context: Any) -> dict[str, Any]:
     """Entry point: `{Bucket, Key, SegmentName, DatasetGroupName, Query, RunId}` in, keys and counts out."""
-    return build_upload(
+    result = build_upload(
         event,
         boto3.client("s3"),
         state_prefix=os.environ["STATE_PREFIX"],
@@ -128,3 +130,8 @@ def handler(event: dict[str, Any], _context: Any) -> dict[str, Any]:
             phone=os.environ.get("PHONE_COLUMN", ""),
         ),
     )
+    put_metrics(
+        {"UsersWithoutContact": result["UsersWithoutContact"]},
+        dimensions={"DatasetGroup": event["DatasetGroupName"], "Segment": segment_slug(event["Key"])},
+    )
+    return result

@@ -16,6 +16,7 @@ from join import (
     read_segment_users,
     write_id_csv,
 )
+from run_log import logged
 from s3_streams import ObjectWriter, text_lines
 
 
@@ -63,6 +64,7 @@ def _chain(first: str, rest: Iterator[str]) -> Iterator[str]:
     yield from rest
 
 
+@logged
 def handler(event: dict[str, Any], _context: Any) -> dict[str, Any]:
     """Entry point: `{SegmentBucket, SegmentKey, SegmentName, ExportBucket, ExportPrefix}` in, counts out."""
     return join_segment(

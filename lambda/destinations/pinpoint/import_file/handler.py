@@ -8,6 +8,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 from import_file import HEAD_BYTES, decide, key_candidates
+from run_log import logged
 
 
 def resolve_key(s3: Any, bucket: str, key: str, version_id: str | None) -> str | None:
@@ -50,6 +51,7 @@ def inspect_file(event: dict[str, Any], s3: Any, *, prefix: str) -> dict[str, An
     return decide(key, prefix, read_head(s3, bucket, key, version_id)).as_payload(bucket)
 
 
+@logged
 def handler(event: dict[str, Any], _context: Any) -> dict[str, Any]:
     """Entry point: `{Bucket, Key, VersionId}` in, `{Accepted, Format, RegisterEndpoints, ...}` out."""
     return inspect_file(event, boto3.client("s3"), prefix=os.environ["IMPORT_PREFIX"])

@@ -1,0 +1,1 @@
+"""Operations: failure notifications, dead-lettered events, alarms and the dashboard of the pipeline."""
