@@ -92,6 +92,10 @@ BAD_CONFIGS: dict[str, dict[str, Any]] = {
     "an unknown training mode": _edit(
         _set("solutions.0.solutionVersion", {"serviceConfig": {"trainingMode": "AUTOTRAIN"}})
     ),
+    # CreateSolutionVersion takes UPDATE only for User-Personalization and HRNN-Coldstart.
+    "training mode UPDATE on a segmentation recipe": _edit(
+        _set("solutions.0.solutionVersion", {"serviceConfig": {"trainingMode": "UPDATE"}})
+    ),
     "an Avro schema that is no record": _edit(_set(f"{ITEMS_SCHEMA}.type", "enum")),
     "an Avro field without type": _edit(_set(f"{ITEMS_SCHEMA}.fields.0", {"name": "ITEM_ID"})),
     "a filterArn that is no filter": _edit(
@@ -109,7 +113,7 @@ GOOD_CONFIGS: dict[str, dict[str, Any]] = {
             c["solutions"][0]["batchSegmentJobs"][0]["serviceConfig"].update(
                 filterArn="arn:aws:personalize:eu-central-1:123456789012:filter/adults"
             ),
-            c["solutions"][0].update(solutionVersion={"serviceConfig": {"trainingMode": "UPDATE"}}),
+            c["solutions"][0].update(solutionVersion={"serviceConfig": {"trainingMode": "FULL"}}),
         )
     ),
 }
@@ -131,6 +135,13 @@ def test_python_rules_and_json_schema_refuse_bad_configs(name: str) -> None:
 
 def test_published_schema_is_a_valid_draft_2020_12_schema() -> None:
     jsonschema.Draft202012Validator.check_schema(SCHEMA)
+
+
+def test_training_mode_update_is_refused_saying_why() -> None:
+    config = BAD_CONFIGS["training mode UPDATE on a segmentation recipe"]
+    (error,) = tc.check_structure(config).errors
+    assert error.startswith("solutions[0].solutionVersion.serviceConfig.trainingMode: must be FULL")
+    assert "User-Personalization and HRNN-Coldstart" in error
 
 
 # ---- the whole validation against files

@@ -30,7 +30,10 @@ SEGMENTATION_RECIPES = (
     "arn:aws:personalize:::recipe/aws-item-attribute-affinity",
     "arn:aws:personalize:::recipe/aws-item-affinity",
 )
-TRAINING_MODES = ("FULL", "UPDATE")
+# CreateSolutionVersion accepts UPDATE only for User-Personalization and HRNN-Coldstart solutions
+# (https://docs.aws.amazon.com/personalize/latest/dg/API_CreateSolutionVersion.html, trainingMode): a
+# segmentation recipe trains FULL only.
+TRAINING_MODES = ("FULL",)
 DATASET_TYPES = {"interactions": "INTERACTIONS", "items": "ITEMS", "users": "USERS"}
 REQUIRED_DATASETS = ("interactions", "items")
 REQUIRED_FIELDS = {
@@ -215,7 +218,8 @@ def check_structure(config: Any) -> Report:
             ):
                 report.error(
                     f"{here}.solutionVersion.serviceConfig.trainingMode",
-                    f"must be one of {', '.join(TRAINING_MODES)}",
+                    "must be FULL: Personalize trains UPDATE only for User-Personalization and "
+                    "HRNN-Coldstart solutions, not for the segmentation recipes",
                 )
         jobs = solution.get("batchSegmentJobs", [])
         if not isinstance(jobs, list):
