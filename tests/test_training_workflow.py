@@ -20,7 +20,7 @@ from contextual_targeting.events_contract import (
 from contextual_targeting.polling import LONG, QUICK, TRAINING, PollSchedule
 from contextual_targeting.training_workflow import FILE_CHECK_INTERVAL, FILE_CHECKS
 from tests.conftest import build_stack
-from tests.sfn_local import Execution, definition_from_template, run_workflow
+from tests.sfn_local import PAYLOAD_LIMIT_BYTES, Execution, definition_from_template, run_workflow
 from tests.test_training_workflow_fakes import (
     CONFIG_KEY,
     NO_FAILURE_REASON,
@@ -350,6 +350,26 @@ def test_invalid_config_is_rejected_before_anything_is_created(definition: dict[
     assert fake.creates == []
     assert not [c for c in execution.calls if "personalize" in c.resource]
     assert execution.virtual_seconds == 0
+
+
+def test_hostile_csv_headers_fail_the_run_with_an_email_not_a_payload_overflow(
+    definition: dict[str, Any],
+) -> None:
+    # GIVEN three CSVs whose 64 KiB header lines are unknown columns (an unbounded echo made a 394 KB answer)
+    files = demo_files()
+    for kind in ("interactions", "items", "users"):
+        columns = ",".join(f"{kind.upper()}_{'X' * 300}_{i}" for i in range(400)).encode()
+        files[f"train/bingewatch/{kind}.csv"] = columns[: 64 * 1024 - 1] + b"\n1\n"
+    fake = FakeAws(MemoryS3(files))
+    # WHEN the config is uploaded
+    execution = _run(definition, fake)
+    # THEN no state comes near Step Functions' 256 KiB (States.DataLimitExceeded is uncatchable): the run
+    # fails as an invalid config, with its event and one email naming the files
+    assert execution.max_payload_bytes < PAYLOAD_LIMIT_BYTES // 4, execution.max_payload_at
+    message = _assert_failed_cleanly(execution, fake, "InvalidConfig")
+    for kind in ("interactions", "items", "users"):
+        assert f"train/bingewatch/{kind}.csv" in message["Reason"]
+    assert fake.creates == []
 
 
 def test_csv_that_arrives_late_is_waited_for(definition: dict[str, Any]) -> None:

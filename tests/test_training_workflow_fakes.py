@@ -65,6 +65,14 @@ class _NoSuchKeyError(Exception):
         self.response = {"Error": {"Code": "NoSuchKey"}}
 
 
+class _InvalidRangeError(Exception):
+    """S3's answer (416) to a ranged GET of an empty object."""
+
+    def __init__(self) -> None:
+        super().__init__("InvalidRange")
+        self.response = {"Error": {"Code": "InvalidRange"}}
+
+
 class MemoryS3:
     """get_object over a dict; `arrivals` makes keys appear only from a virtual time on."""
 
@@ -82,6 +90,8 @@ class MemoryS3:
         self.ranges.append((key, kwargs.get("Range")))
         self.versions[key] = kwargs.get("VersionId")
         body = self.objects[key]
+        if kwargs.get("Range") and not body:
+            raise _InvalidRangeError()
         if kwargs.get("Range"):
             last = int(kwargs["Range"].split("-")[1])
             body = body[: last + 1]
