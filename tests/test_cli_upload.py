@@ -222,6 +222,65 @@ def test_too_many_queries_and_unknown_fields_are_refused(aws: None, tmp_path: Pa
     assert "job_config.json:4: ITEMS.mood is not a field of the Items schema" in result.output
 
 
+def _bingewatch(data: Path, name: str) -> Path:
+    if name == "job_config.json":
+        return data / "personalize" / "batch" / "bingewatch" / "bw_aws-item-attribute-affinity" / name
+    return data / "personalize" / "train" / "bingewatch" / name
+
+
+@pytest.mark.parametrize(
+    ("name", "line"),
+    [
+        ("interactions.csv", 1),
+        ("interactions.csv", 3),
+        ("items.csv", 40),
+        ("job_config.json", 2),
+        ("bingewatch_config.json", 5),
+    ],
+)
+def test_bytes_that_are_not_utf8_are_reported_as_file_and_line(
+    aws: None, tmp_path: Path, name: str, line: int
+) -> None:
+    # GIVEN a data file with a Latin-1 byte on one line
+    data = copy_data(tmp_path)
+    path = _bingewatch(data, name)
+    lines = path.read_bytes().split(b"\n")
+    lines[line - 1] = lines[line - 1][:1] + b"\xe9" + lines[line - 1][1:]
+    path.write_bytes(b"\n".join(lines))
+
+    # WHEN the data is checked
+    result = invoke("upload", str(data), "--dry-run")
+
+    # THEN the command names file and line, like every other problem, instead of a traceback
+    assert result.exit_code == 1
+    assert f"{name}:{line}: is not valid UTF-8 (byte 0xe9)" in result.output
+    assert "Traceback" not in result.output
+    assert "nothing uploaded" in result.output
+
+
+def test_a_lone_carriage_return_in_a_field_is_reported_as_file_and_line(aws: None, tmp_path: Path) -> None:
+    data = copy_data(tmp_path)
+    items = _bingewatch(data, "items.csv")
+    lines = items.read_bytes().split(b"\n")
+    lines[4] = lines[4].replace(b",", b"\r,", 1)
+    items.write_bytes(b"\n".join(lines))
+
+    result = invoke("upload", str(data), "--dry-run")
+
+    assert result.exit_code == 1
+    assert "items.csv:5: not a CSV record: new-line character seen in unquoted field" in result.output
+
+
+def test_an_empty_csv_is_named(aws: None, tmp_path: Path) -> None:
+    data = copy_data(tmp_path)
+    _bingewatch(data, "items.csv").write_bytes(b"")
+
+    result = invoke("upload", str(data), "--dry-run")
+
+    assert result.exit_code == 1
+    assert "items.csv: is empty (no header line)" in result.output
+
+
 def test_too_few_interactions_are_refused(aws: None, tmp_path: Path) -> None:
     data = copy_data(tmp_path)
     interactions = data / "personalize" / "train" / "bingewatch" / "interactions.csv"
