@@ -304,13 +304,75 @@ def test_schema_and_header_disagreement_uses_the_workflows_rule(aws: None, tmp_p
 
 
 def test_a_missing_stack_is_one_line_and_non_zero(aws: None, tmp_path: Path) -> None:
-    result = invoke("upload", str(copy_data(tmp_path)), "--dry-run", "--stack-name", "Elsewhere")
+    result = invoke("upload", str(copy_data(tmp_path)), "--stack-name", "Elsewhere")
 
     assert result.exit_code == 1
     assert result.output.strip().splitlines()[-1] == (
         "error: stack Elsewhere not found in eu-central-1: deploy it (make deploy), or pass the --region and "
         "--stack-name it was deployed with"
     )
+
+
+@pytest.fixture
+def offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No AWS credentials and no region anywhere botocore looks (env, files, instance metadata)."""
+    for name in (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "AWS_DEFAULT_PROFILE",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "CONTEXTUAL_TARGETING_STACK",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+@pytest.mark.parametrize(
+    ("args", "reason"),
+    [
+        ((), "no AWS region: pass --region or set AWS_REGION (or a region in your profile)"),
+        (("--region", "eu-west-1"), "no AWS credentials found"),
+    ],
+    ids=["no region", "no credentials"],
+)
+def test_dry_run_works_offline_naming_the_buckets_unknown(
+    offline: None, tmp_path: Path, args: tuple[str, ...], reason: str
+) -> None:
+    # GIVEN valid data and no way to reach AWS
+    data = copy_data(tmp_path)
+
+    # WHEN a dry run is asked for
+    result = invoke("upload", str(data), "--dry-run", *args)
+
+    # THEN it validates and lists the whole plan in the safe order, saying why the buckets are unknown
+    assert result.exit_code == 0, result.output
+    assert f"bucket unknown ({reason}" in result.output
+    planned = [line.split(" -> ")[1].split(" (")[0] for line in result.output.splitlines() if " -> " in line]
+    assert planned == [f"s3://<bucket unknown>/{key}" for key in SAFE_ORDER]
+    assert "endpoints.csv -> s3://<bucket unknown>/pinpoint/endpoints.csv" in result.output
+    assert "(only with the Pinpoint destination)" in result.output
+
+
+def test_a_real_upload_without_credentials_still_fails(offline: None, tmp_path: Path) -> None:
+    result = invoke("upload", str(copy_data(tmp_path)), "--region", "eu-west-1")
+
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines()[-1] == (
+        "error: no AWS credentials found: run `aws configure`, set AWS_PROFILE, or pass --profile"
+    )
+
+
+def test_dry_run_without_the_stack_names_the_buckets_unknown(aws: None, tmp_path: Path) -> None:
+    result = invoke("upload", str(copy_data(tmp_path)), "--dry-run", "--stack-name", "Elsewhere")
+
+    assert result.exit_code == 0, result.output
+    assert "bucket unknown (stack Elsewhere not found in eu-central-1" in result.output
+    assert f"s3://<bucket unknown>/{CONFIG_KEY}" in result.output
 
 
 def test_no_credentials_is_one_line_and_non_zero(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

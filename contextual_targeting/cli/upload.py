@@ -23,6 +23,8 @@ TRANSFER_CONFIG = TransferConfig(multipart_threshold=PART_SIZE, multipart_chunks
 EXECUTION_WAIT_SECONDS = 60
 EXECUTION_POLL_SECONDS = 3
 CLOCK_SKEW = timedelta(minutes=2)
+# What a dry run without the stack's outputs shows for the buckets.
+UNKNOWN_BUCKET = "<bucket unknown>"
 
 
 class Progress(Protocol):
@@ -46,6 +48,11 @@ class PlannedUpload:
     def uri(self) -> str:
         """`s3://bucket/key`."""
         return f"s3://{self.bucket}/{self.file.key}"
+
+    @property
+    def bucket_unknown(self) -> bool:
+        """Planned without the stack's outputs (an offline dry run)."""
+        return self.bucket == UNKNOWN_BUCKET
 
 
 def local_etag(path: Path, part_size: int = PART_SIZE) -> str:
@@ -87,6 +94,14 @@ def plan_uploads(
         )
         plan.append(PlannedUpload(file=file, bucket=bucket, size=size, unchanged=unchanged))
     return plan
+
+
+def plan_without_stack(files: Iterable[LocalFile]) -> list[PlannedUpload]:
+    """The plan of a dry run that cannot reach the stack: buckets unknown, every file to be uploaded."""
+    return [
+        PlannedUpload(file=file, bucket=UNKNOWN_BUCKET, size=file.path.stat().st_size, unchanged=False)
+        for file in files
+    ]
 
 
 def content_type(key: str) -> str:
