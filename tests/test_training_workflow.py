@@ -506,6 +506,80 @@ def test_a_stuck_resource_gives_up_after_its_bound(definition: dict[str, Any], k
     _assert_nothing_created_after(fake, kind)
 
 
+# Kind -> (ARN, name in the config) of a resource the demo config reuses when it exists.
+REUSED = {
+    "DatasetGroup": (f"{PREFIX}dataset-group/bingewatch", "bingewatch"),
+    "Dataset": (f"{PREFIX}dataset/bingewatch/ITEMS", "bingewatch-items"),
+    "Solution": (f"{PREFIX}solution/bw_aws-item-attribute-affinity", "bw_aws-item-attribute-affinity"),
+}
+
+
+@pytest.mark.parametrize(
+    ("kind", "status", "reason"),
+    [
+        ("DatasetGroup", "DELETE PENDING", None),
+        ("Dataset", "DELETE PENDING", None),
+        ("Dataset", "DELETE IN_PROGRESS", None),
+        ("Solution", "DELETE IN_PROGRESS", None),
+        ("DatasetGroup", "CREATE FAILED", "KMS key ARN is not accessible by the Personalize service role"),
+        ("Solution", "CREATE FAILED", None),
+    ],
+)
+def test_a_reused_resource_being_deleted_or_failed_fails_the_run_at_once(
+    definition: dict[str, Any], kind: str, status: str, reason: str | None
+) -> None:
+    # GIVEN the config names a resource that exists in this status (its create says: already exists)
+    label, event_name = NAMES[kind]
+    arn, name = REUSED[kind]
+    fake = _fake(existing_status={arn: (status, reason)})
+    # WHEN the config upload runs the workflow
+    execution = _run(definition, fake)
+    # THEN the run fails after one look, not after the 30-minute bound, saying what Personalize said
+    message = _assert_failed_cleanly(execution, fake, f"{kind}Failed")
+    assert len([t for _, described, t in fake.describes if described == arn]) == 1
+    assert execution.elapsed_for(f"Wait for {label}") == 0
+    if status.startswith("DELETE"):
+        expected = "Personalize is deleting it: wait until it is gone, then upload the config again"
+    elif reason is None:
+        expected = f"Personalize reports no reason for a failed {label}"
+    else:
+        expected = reason
+    assert message["Reason"] == f"{label.capitalize()} {name} is {status}: {expected}"
+    (failed,) = [e for e in fake.events_of(personalize_state_change(event_name)) if e["Arn"] == arn]
+    assert failed == {**failed, "Status": status, "FailureReason": expected}
+    # Nothing uses it; the other datasets' iterations run side by side and may start their imports.
+    assert not [r for r in fake.resources.values() if arn in r.request.values()]
+    _assert_nothing_created_after(fake, "DatasetImportJob" if kind == "Dataset" else kind)
+
+
+def test_a_stopped_training_without_a_reason_fails_the_run_with_its_email(definition: dict[str, Any]) -> None:
+    # GIVEN someone stops the training: Describe says CREATE STOPPED and gives no failureReason
+    fake = _fake()
+    handlers = fake.handlers()
+    describe = handlers["aws-sdk:personalize:describeSolutionVersion"]
+
+    def stopped(call: Any) -> Any:
+        answer = describe(call)
+        answer["SolutionVersion"]["Status"] = "CREATE STOPPED"
+        return answer
+
+    handlers["aws-sdk:personalize:describeSolutionVersion"] = stopped
+    # WHEN the run reaches the training
+    execution = run_workflow(
+        definition,
+        upload_input(),
+        handlers,
+        context={"Execution": {"StartTime": START.strftime("%Y-%m-%dT%H:%M:%S.000Z")}},
+        timeout=120,
+    )
+    # THEN it fails naming the status, with the run event and the email (no silent runtime error)
+    message = _assert_failed_cleanly(execution, fake, "SolutionVersionFailed")
+    assert message["Reason"].endswith(
+        " is CREATE STOPPED: Personalize reports no reason for a failed solution version"
+    )
+    assert "BatchSegmentJob" not in fake.created_kinds()
+
+
 def test_a_dataset_that_takes_a_while_is_polled_with_backoff(definition: dict[str, Any]) -> None:
     # GIVEN datasets take 12 s to become ACTIVE
     fake = _fake()
