@@ -70,7 +70,9 @@ def test_text_lines_streams_utf8_without_bom(s3: Any) -> None:
         ("pinpoint_endpoint_join", True),
         ("customer_profiles_upload_file", True),
         ("segment_postprocessor", True),
-        ("training_config_validator", False),
+        ("training_config_validator", True),
+        ("pinpoint_import_file", True),
+        ("customer_profiles_gate", False),
     ],
 )
 def test_a_lambda_that_imports_the_shared_layer_deploys_with_it(component: str, expected: bool) -> None:
