@@ -133,7 +133,7 @@ def test_dispatcher_logs_traces_and_times_out(template: Template) -> None:
         {
             "DefinitionString": Match.any_value(),
             "TracingConfiguration": {"Enabled": True},
-            "LoggingConfiguration": Match.object_like({"Level": "ALL", "IncludeExecutionData": True}),
+            "LoggingConfiguration": Match.object_like({"Level": "ERROR", "IncludeExecutionData": False}),
         },
     )
     definition = definition_from_template(template.to_json(), "WildcardTriggerDispatchWorkflow")

@@ -120,12 +120,12 @@ def test_data_bucket_sends_eventbridge_notifications_natively(tpl: Template) -> 
 # ---- state machine
 
 
-def test_state_machine_logs_everything_and_traces(tpl: Template) -> None:
+def test_state_machine_logs_errors_and_traces(tpl: Template) -> None:
     tpl.has_resource_properties(
         "AWS::StepFunctions::StateMachine",
         {
             "TracingConfiguration": {"Enabled": True},
-            "LoggingConfiguration": Match.object_like({"Level": "ALL", "IncludeExecutionData": True}),
+            "LoggingConfiguration": Match.object_like({"Level": "ERROR", "IncludeExecutionData": False}),
         },
     )
 
