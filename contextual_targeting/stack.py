@@ -10,6 +10,7 @@ from constructs import Construct
 
 from contextual_targeting.common.notifications import Notifications
 from contextual_targeting.common.storage import access_log_bucket
+from contextual_targeting.common.workflow_kit import FullWorkflowLogs
 from contextual_targeting.destinations.customer_profiles.importer import (
     CustomerProfilesSegmentImporter,
     CustomerProfilesSegmentImporterProps,
@@ -26,6 +27,7 @@ from contextual_targeting.training.pipeline import (
 )
 
 DESTINATIONS = ("customer-profiles", "pinpoint")
+WORKFLOW_LOG_LEVELS = ("ERROR", "ALL")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -43,6 +45,9 @@ class ContextualTargetingSettings:
     """Name of the Pinpoint project to create."""
     pinpoint_application_id: str | None = None
     """Import into this existing Pinpoint project instead of creating one."""
+    workflow_log_level: str = "ERROR"
+    """ERROR: workflow logs hold errors only, without execution data (it holds user ids). ALL: every state
+    with its data, for debugging."""
 
     def __post_init__(self) -> None:
         """Refuse a destination name the stack does not know (a typo would silently deploy nothing)."""
@@ -50,6 +55,10 @@ class ContextualTargetingSettings:
         if unknown:
             known = ", ".join(DESTINATIONS)
             raise ValueError(f"unknown destination {', '.join(unknown)}: choose from {known}")
+        if self.workflow_log_level not in WORKFLOW_LOG_LEVELS:
+            raise ValueError(
+                f"workflowLogLevel {self.workflow_log_level!r}: choose {' or '.join(WORKFLOW_LOG_LEVELS)}"
+            )
 
     def wants(self, destination: str) -> bool:
         """Whether the stack deploys this destination."""
@@ -68,6 +77,8 @@ class ContextualTargetingStack(cdk.Stack):
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
+        if settings.workflow_log_level == "ALL":
+            cdk.Aspects.of(self).add(FullWorkflowLogs())
 
         access_logs = access_log_bucket(self, "AccessLogsBucket")
         notifications = Notifications(self, "Notifications", email=settings.email)

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import boto3
 import typer
 from botocore.exceptions import (
+    BotoCoreError,
     ClientError,
     EndpointConnectionError,
     NoCredentialsError,
@@ -40,6 +41,7 @@ from contextual_targeting.cli.upload import (
     find_started_execution,
     now,
     plan_uploads,
+    plan_without_stack,
     upload_files,
 )
 from contextual_targeting.cli.validation import LocalFile, display, find_data, upload_order, validate
@@ -99,24 +101,34 @@ class Aws:
         return self._outputs
 
 
+def explain(err: Exception) -> str | None:
+    """The one line an expected failure is reported as; None for an unexpected one."""
+    if isinstance(err, CliError):
+        return str(err)
+    if isinstance(err, (NoCredentialsError, PartialCredentialsError)):
+        return "no AWS credentials found: run `aws configure`, set AWS_PROFILE, or pass --profile"
+    if isinstance(err, ProfileNotFound):
+        return f"{err}: check --profile / AWS_PROFILE against ~/.aws/config"
+    if isinstance(err, NoRegionError):
+        return "no AWS region: pass --region or set AWS_REGION"
+    if isinstance(err, EndpointConnectionError):
+        return f"cannot reach AWS: {err}"
+    if isinstance(err, ClientError):
+        error = err.response.get("Error", {})
+        return f"AWS refused {err.operation_name}: {error.get('Code')}: {error.get('Message')}"
+    return None
+
+
 @contextmanager
 def one_line_errors() -> Iterator[None]:
     """Every expected failure becomes one line on stderr and exit code 1."""
     try:
         yield
-    except CliError as err:
-        _fail(str(err))
-    except (NoCredentialsError, PartialCredentialsError):
-        _fail("no AWS credentials found: run `aws configure`, set AWS_PROFILE, or pass --profile")
-    except ProfileNotFound as err:
-        _fail(f"{err}: check --profile / AWS_PROFILE against ~/.aws/config")
-    except NoRegionError:
-        _fail("no AWS region: pass --region or set AWS_REGION")
-    except EndpointConnectionError as err:
-        _fail(f"cannot reach AWS: {err}")
-    except ClientError as err:
-        error = err.response.get("Error", {})
-        _fail(f"AWS refused {err.operation_name}: {error.get('Code')}: {error.get('Message')}")
+    except (CliError, BotoCoreError, ClientError) as err:
+        message = explain(err)
+        if message is None:
+            raise
+        _fail(message)
 
 
 def _fail(message: str) -> None:
@@ -178,8 +190,17 @@ def upload(
             raise CliError(f"{len(found_errors)} problem(s) in {display(data_dir)}: nothing uploaded")
         console.print(f"valid: {', '.join(display(g.config.path) for g in data.groups)}", markup=False)
 
-        aws = Aws(stack_name=stack_name, region=region, profile=profile)
-        outputs = aws.outputs
+        try:
+            aws = Aws(stack_name=stack_name, region=region, profile=profile)
+            outputs = aws.outputs
+        except (CliError, BotoCoreError, ClientError) as err:
+            reason = explain(err)
+            if not dry_run or reason is None:
+                raise
+            # A dry run works offline: the plan names the buckets as unknown and compares nothing with S3.
+            console.print(f"bucket unknown ({reason}): every file is listed as new", markup=False)
+            _print_plan(plan_without_stack(upload_order(data, with_endpoints=True)), dry_run=True)
+            return
         with_endpoints = outputs.segment_import_bucket is not None
         if data.endpoints and not with_endpoints:
             console.print("skipping pinpoint/*.csv: the stack has no Pinpoint destination", markup=False)
@@ -232,8 +253,13 @@ def _print_plan(plan: list[PlannedUpload], *, dry_run: bool) -> None:
     console.print("Would upload:" if dry_run else "Uploading:")
     for item in plan:
         action = "unchanged" if item.unchanged else "upload"
+        note = (
+            " (only with the Pinpoint destination)"
+            if item.bucket_unknown and item.file.kind == "endpoints"
+            else ""
+        )
         console.print(
-            f"  {action:<9} {display(item.file.path)} -> {item.uri} ({item.size:,} B)", markup=False
+            f"  {action:<9} {display(item.file.path)} -> {item.uri} ({item.size:,} B){note}", markup=False
         )
 
 

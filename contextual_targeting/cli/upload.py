@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import importlib.util
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Protocol
 
 from boto3.s3.transfer import TransferConfig
@@ -23,6 +27,21 @@ TRANSFER_CONFIG = TransferConfig(multipart_threshold=PART_SIZE, multipart_chunks
 EXECUTION_WAIT_SECONDS = 60
 EXECUTION_POLL_SECONDS = 3
 CLOCK_SKEW = timedelta(minutes=2)
+# What a dry run without the stack's outputs shows for the buckets.
+UNKNOWN_BUCKET = "<bucket unknown>"
+S3_KEYS = Path(__file__).resolve().parents[2] / "lambda" / "shared" / "python" / "s3_keys.py"
+
+
+@functools.cache
+def s3_keys() -> ModuleType:
+    """The Lambdas' rule for keys from S3 events (`lambda/shared/python/s3_keys.py`), loaded from the repo."""
+    spec = importlib.util.spec_from_file_location("contextual_targeting_s3_keys", S3_KEYS)
+    if spec is None or spec.loader is None or not S3_KEYS.is_file():
+        raise RuntimeError(f"the shared S3 key rule is missing: {S3_KEYS}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 class Progress(Protocol):
@@ -46,6 +65,11 @@ class PlannedUpload:
     def uri(self) -> str:
         """`s3://bucket/key`."""
         return f"s3://{self.bucket}/{self.file.key}"
+
+    @property
+    def bucket_unknown(self) -> bool:
+        """Planned without the stack's outputs (an offline dry run)."""
+        return self.bucket == UNKNOWN_BUCKET
 
 
 def local_etag(path: Path, part_size: int = PART_SIZE) -> str:
@@ -87,6 +111,14 @@ def plan_uploads(
         )
         plan.append(PlannedUpload(file=file, bucket=bucket, size=size, unchanged=unchanged))
     return plan
+
+
+def plan_without_stack(files: Iterable[LocalFile]) -> list[PlannedUpload]:
+    """The plan of a dry run that cannot reach the stack: buckets unknown, every file to be uploaded."""
+    return [
+        PlannedUpload(file=file, bucket=UNKNOWN_BUCKET, size=file.path.stat().st_size, unchanged=False)
+        for file in files
+    ]
 
 
 def content_type(key: str) -> str:
@@ -145,7 +177,8 @@ def find_started_execution(
         for execution in recent_executions(sfn, state_machine_arn, since - CLOCK_SKEW):
             described = sfn.describe_execution(executionArn=execution["executionArn"])
             source = loads(described.get("input")).get("Source", {})
-            if source.get("Key") != config_key:
+            # The run's input has the key of the S3 event, which may be URL-encoded.
+            if config_key not in s3_keys().key_candidates(str(source.get("Key", ""))):
                 continue
             # The bucket is versioned: the version id tells this upload from an earlier one of the same key.
             if version_id and source.get("VersionId") not in (None, version_id):

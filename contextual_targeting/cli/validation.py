@@ -8,6 +8,7 @@ types with file:line, Personalize's minimums) live here, because locally the fil
 
 from __future__ import annotations
 
+import codecs
 import csv
 import functools
 import importlib.util
@@ -16,7 +17,7 @@ import math
 import re
 import sys
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -135,13 +136,46 @@ def find_data(data_dir: Path) -> tuple[LocalData, list[str]]:
     return data, errors
 
 
+class NotUtf8Error(ValueError):
+    """A file holds bytes that are not UTF-8: `str()` is the `file:line: ...` report."""
+
+
+def read_utf8(path: Path) -> str:
+    """A small file's text (UTF-8, BOM dropped); bytes that are not UTF-8 raise NotUtf8Error with the line."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise NotUtf8Error(_not_utf8(path, line, data[err.start])) from None
+
+
+def utf8_lines(path: Path) -> Iterator[str]:
+    """A file's lines as it is read, decoded as UTF-8 (BOM dropped) and split at "\n" only, endings kept."""
+    with path.open("rb") as handle:
+        # Binary lines end at b"\n" only, not at U+2028 and the other separators str.splitlines knows.
+        for number, raw in enumerate(handle, start=1):
+            if number == 1 and raw.startswith(codecs.BOM_UTF8):
+                raw = raw[len(codecs.BOM_UTF8) :]
+            try:
+                yield raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise NotUtf8Error(_not_utf8(path, number, raw[err.start])) from None
+
+
+def _not_utf8(path: Path, line: int, byte: int) -> str:
+    return f"{display(path)}:{line}: is not valid UTF-8 (byte 0x{byte:02x})"
+
+
 def _load_json(path: Path, errors: list[str]) -> Any:
     """Parse a JSON file; a syntax error is reported as file:line:column."""
     try:
-        return json.loads(path.read_text(encoding="utf-8-sig"))
+        return json.loads(read_utf8(path))
     except json.JSONDecodeError as err:
         errors.append(f"{display(path)}:{err.lineno}:{err.colno}: not valid JSON: {err.msg}")
-    except (OSError, UnicodeDecodeError) as err:
+    except NotUtf8Error as err:
+        errors.append(str(err))
+    except OSError as err:
         errors.append(f"{display(path)}: cannot read: {err}")
     return None
 
@@ -187,8 +221,14 @@ def _check_files(rules: ModuleType, config: Mapping[str, Any], group: DatasetGro
             errors.append(f"{display(local.path)}: missing (the config has a {kind} dataset)")
             continue
         name = display(local.path)
-        with local.path.open(encoding="utf-8-sig", newline="") as handle:
-            header = handle.readline()
+        if local.path.stat().st_size == 0:
+            errors.append(f"{name}: is empty (no header line)")
+            continue
+        try:
+            header = next(utf8_lines(local.path), "")
+        except NotUtf8Error as err:
+            errors.append(str(err))
+            continue
         report = rules.Report()
         rules.check_csv_header(report, kind, f"{name}:1", header.rstrip("\r\n"), datasets[kind])
         errors += report.errors
@@ -202,8 +242,13 @@ def _check_files(rules: ModuleType, config: Mapping[str, Any], group: DatasetGro
         if not local.path.is_file():
             errors.append(f"{name}: missing (the config has batch segment jobs for this solution)")
             continue
+        try:
+            text = read_utf8(local.path)
+        except NotUtf8Error as err:
+            errors.append(str(err))
+            continue
         report = rules.Report()
-        rules.check_queries(report, name, local.path.read_text(encoding="utf-8-sig"), item_fields)
+        rules.check_queries(report, name, text, item_fields)
         errors += [_file_line(e) for e in report.errors]
     return errors
 
@@ -253,8 +298,8 @@ def check_csv_rows(path: Path, fields: Sequence[Mapping[str, Any]], *, interacti
     hidden = 0
     rows = 0
     per_user: Counter[str] = Counter()
-    with path.open(encoding="utf-8-sig", newline="") as handle:
-        reader = csv.reader(handle)
+    reader = csv.reader(utf8_lines(path))
+    try:
         header = [c.strip() for c in next(reader, [])]
         user_column = header.index("USER_ID") if "USER_ID" in header else None
         for row in reader:
@@ -271,6 +316,12 @@ def check_csv_rows(path: Path, fields: Sequence[Mapping[str, Any]], *, interacti
                 hidden += 1
             if interactions and user_column is not None and user_column < len(row):
                 per_user[row[user_column]] += 1
+    except NotUtf8Error as err:
+        # The rows after it cannot be read: report it, and no counts made from part of the file.
+        return [*errors, str(err)]
+    except csv.Error as err:
+        # Lines end at "\n" only, so a carriage return alone inside an unquoted field is not a line end.
+        return [*errors, f"{name}:{reader.line_num}: not a CSV record: {err}"]
     if hidden:
         errors.append(f"{name}: {hidden} more row(s) with problems")
     if interactions:

@@ -28,6 +28,8 @@ from contextual_targeting.operations.delivery import workflow_target
 # The optimized `states:startExecution` integration names errors `StepFunctions.<Java SDK exception>`;
 # the aws-sdk integration (`aws-sdk:sfn:startExecution`, not used here) would say `Sfn.` instead.
 EXECUTION_ALREADY_EXISTS = "StepFunctions.ExecutionAlreadyExistsException"
+# The API reference names the error without the suffix: a duplicate must end here under either name.
+EXECUTION_ALREADY_EXISTS_ERRORS = ("StepFunctions.ExecutionAlreadyExists", EXECUTION_ALREADY_EXISTS)
 START_RETRYABLE = [
     # Too many open executions. AWS's nested-workflow guide retries the name without the suffix; the
     # integration's naming rule (as for ExecutionAlreadyExists) gives the suffixed one: match both.
@@ -89,9 +91,26 @@ class OncePerObjectVersion(Construct):
 
 def build_dispatch_workflow(scope: Construct, *, target: sfn.IStateMachine) -> sfn.Chain:
     """Dispatcher: start `target` under a name derived from bucket, key and version, once per version."""
-    bucket = sfn.JsonPath.string_at("$.detail.bucket.name")
-    key = sfn.JsonPath.string_at("$.detail.object.key")
-    version = sfn.JsonPath.string_at("$.detail.object.version-id")
+    # S3 names a field `version-id`: Step Functions paths need bracket notation for names with punctuation
+    # other than "_" (https://docs.aws.amazon.com/step-functions/latest/dg/amazon-states-language-paths.html),
+    # and the intrinsic functions below take plain paths, so the fields are copied to plain names first.
+    read = sfn.Pass(
+        scope,
+        "ReadObject",
+        state_name="Read the object version",
+        parameters={
+            "Source": {
+                "Bucket": sfn.JsonPath.string_at("$.detail.bucket.name"),
+                "Key": sfn.JsonPath.string_at("$.detail.object.key"),
+                "VersionId": sfn.JsonPath.string_at("$.detail.object['version-id']"),
+                "ETag": sfn.JsonPath.string_at("$.detail.object.etag"),
+                "Size": sfn.JsonPath.number_at("$.detail.object.size"),
+            }
+        },
+    )
+    bucket = sfn.JsonPath.string_at("$.Source.Bucket")
+    key = sfn.JsonPath.string_at("$.Source.Key")
+    version = sfn.JsonPath.string_at("$.Source.VersionId")
     start = tasks.StepFunctionsStartExecution(
         scope,
         "StartRun",
@@ -103,21 +122,11 @@ def build_dispatch_workflow(scope: Construct, *, target: sfn.IStateMachine) -> s
         associate_with_parent=False,
         # SHA-256 hex is 64 characters: within the 80-character limit, and free of characters names forbid.
         name=sfn.JsonPath.hash(sfn.JsonPath.format("{}/{}?versionId={}", bucket, key, version), "SHA-256"),
-        input=sfn.TaskInput.from_object(
-            {
-                "Source": {
-                    "Bucket": bucket,
-                    "Key": key,
-                    "VersionId": version,
-                    "ETag": sfn.JsonPath.string_at("$.detail.object.etag"),
-                    "Size": sfn.JsonPath.number_at("$.detail.object.size"),
-                }
-            }
-        ),
+        input=sfn.TaskInput.from_object({"Source": sfn.JsonPath.object_at("$.Source")}),
         result_selector={"ExecutionArn": sfn.JsonPath.string_at("$.ExecutionArn")},
         result_path="$.Run",
     )
     add_sdk_retry(start, START_RETRYABLE)
     already = sfn.Succeed(scope, "AlreadyStarted", state_name="This object version already started a run")
-    start.add_catch(already, errors=[EXECUTION_ALREADY_EXISTS], result_path="$.Error")
-    return sfn.Chain.start(start).next(sfn.Succeed(scope, "Started", state_name="The run has started"))
+    start.add_catch(already, errors=list(EXECUTION_ALREADY_EXISTS_ERRORS), result_path="$.Error")
+    return read.next(start).next(sfn.Succeed(scope, "Started", state_name="The run has started"))

@@ -8,13 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
+import jsii
 from aws_cdk import aws_events as events
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
-from constructs import Construct
+from constructs import Construct, IConstruct
 
 from contextual_targeting.common.nag import acknowledge
 from contextual_targeting.contracts.events import EVENT_SOURCE
@@ -231,9 +232,11 @@ def logged_state_machine(
     definition: sfn.IChainable,
     timeout: cdk.Duration,
     comment: str,
-    include_execution_data: bool = True,
 ) -> sfn.StateMachine:
-    """Standard state machine with X-Ray tracing and ALL-level logs kept for 30 days."""
+    """Standard state machine with X-Ray tracing and ERROR-level logs without execution data, kept 30 days.
+
+    Execution data holds user ids (segments, contacts); `FullWorkflowLogs` logs everything, per deployment.
+    """
     log_group = logs.LogGroup(
         scope,
         f"{construct_id}Logs",
@@ -247,11 +250,14 @@ def logged_state_machine(
         definition_body=sfn.DefinitionBody.from_chainable(definition),
         timeout=timeout,
         tracing_enabled=True,
-        logs=sfn.LogOptions(
-            destination=log_group,
-            level=sfn.LogLevel.ALL,
-            include_execution_data=include_execution_data,
-        ),
+        logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ERROR, include_execution_data=False),
+    )
+    acknowledge(
+        machine,
+        "SF1",
+        "Logs are ERROR-level without execution data by default, which holds user ids; a deployment turns "
+        "on ALL with `-c workflowLogLevel=ALL`. Execution history (Step Functions console, `watch`) keeps "
+        "every step.",
     )
     acknowledge(
         machine.role,
@@ -261,6 +267,17 @@ def logged_state_machine(
         findings=["Resource::*"],
     )
     return machine
+
+
+@jsii.implements(cdk.IAspect)
+class FullWorkflowLogs:
+    """Every state machine in scope logs at level ALL with execution data (a debugging deployment)."""
+
+    def visit(self, node: IConstruct) -> None:
+        """Raise the log level of a state machine that has logging."""
+        if isinstance(node, sfn.CfnStateMachine) and node.logging_configuration is not None:
+            node.add_property_override("LoggingConfiguration.Level", "ALL")
+            node.add_property_override("LoggingConfiguration.IncludeExecutionData", True)
 
 
 def shared_code_layer(scope: Construct) -> lambda_.ILayerVersion:

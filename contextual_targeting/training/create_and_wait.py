@@ -7,6 +7,7 @@ state-change event on the pipeline bus at each transition and a bound on the tot
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +30,10 @@ LIMIT_EXCEEDED = "Personalize.LimitExceededException"
 IN_USE = "Personalize.ResourceInUseException"
 ALREADY_EXISTS = "Personalize.ResourceAlreadyExistsException"
 CREATE_FAILED = "CREATE FAILED"
+# A dataset group, dataset or solution found being deleted never becomes ACTIVE (statuses in the
+# DescribeDatasetGroup/DescribeDataset/DescribeSolution references, e.g.
+# https://docs.aws.amazon.com/personalize/latest/dg/API_Solution.html).
+DELETING = ("DELETE PENDING", "DELETE IN_PROGRESS")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -72,8 +77,6 @@ class PersonalizeResource:
     reusable: bool
     """Long-lived and named by the config: an existing one is reused (its ARN is deterministic)."""
     failed_statuses: tuple[str, ...] = (CREATE_FAILED,)
-    has_failure_reason: bool = True
-    """Whether Describe returns `FailureReason` (datasets and solutions do not)."""
 
     @property
     def arn_key(self) -> str:
@@ -84,15 +87,11 @@ class PersonalizeResource:
 DATASET_GROUP = PersonalizeResource(
     label="dataset group", api_name="DatasetGroup", event_name="Dataset Group", reusable=True
 )
-DATASET = PersonalizeResource(
-    label="dataset", api_name="Dataset", event_name="Dataset", reusable=True, has_failure_reason=False
-)
+DATASET = PersonalizeResource(label="dataset", api_name="Dataset", event_name="Dataset", reusable=True)
 DATASET_IMPORT_JOB = PersonalizeResource(
     label="dataset import job", api_name="DatasetImportJob", event_name="Dataset Import Job", reusable=False
 )
-SOLUTION = PersonalizeResource(
-    label="solution", api_name="Solution", event_name="Solution", reusable=True, has_failure_reason=False
-)
+SOLUTION = PersonalizeResource(label="solution", api_name="Solution", event_name="Solution", reusable=True)
 SOLUTION_VERSION = PersonalizeResource(
     label="solution version",
     api_name="SolutionVersion",
@@ -230,11 +229,36 @@ class CreateAndWait(sfn.StateMachineFragment):
         active = event(
             "Active", f"Announce {label} ready", Status=sfn.JsonPath.string_at(f"{node}.Latest.Status")
         )
-        reason = (
-            sfn.JsonPath.string_at(f"{node}.Latest.Resource.FailureReason")
-            if resource.has_failure_reason
-            else f"Personalize reports no reason for a failed {label}"
+        # `FailureReason` where Describe gives one: datasets and solutions have none, and a stopped training
+        # has none either (a missing path would end the run with an uncatchable States.Runtime error).
+        why = sfn.Pass(
+            self,
+            "Why",
+            state_name=f"Read {label} failure reason",
+            parameters={
+                # Describe's answer over a default reason: Personalize's own reason wins when it gives one.
+                "Reason": sfn.JsonPath.json_merge(
+                    sfn.JsonPath.string_to_json(
+                        json.dumps({"FailureReason": f"Personalize reports no reason for a failed {label}"})
+                    ),
+                    sfn.JsonPath.object_at(f"{node}.Latest.Resource"),
+                )
+            },
+            result_path=f"{node}.Why",
         )
+        deleting = sfn.Pass(
+            self,
+            "Deleting",
+            state_name=f"Note {label} deletion",
+            parameters={
+                "Reason": {
+                    "FailureReason": "Personalize is deleting it: wait until it is gone, "
+                    "then upload the config again"
+                }
+            },
+            result_path=f"{node}.Why",
+        )
+        reason = sfn.JsonPath.string_at(f"{node}.Why.Reason.FailureReason")
         failed = event(
             "Failed",
             f"Announce {label} failure",
@@ -303,24 +327,24 @@ class CreateAndWait(sfn.StateMachineFragment):
             time=sfn.WaitTime.seconds_path(f"{node}.Poll.Wait"),
         )
 
+        def status_in(statuses: Sequence[str]) -> sfn.Condition:
+            return sfn.Condition.or_(
+                *(sfn.Condition.string_equals(f"{node}.Latest.Status", s) for s in statuses)
+            )
+
+        failed.next(explain).next(failure)
         decide = (
             sfn.Choice(self, "Decide", state_name=f"Is the {label} active?")
             .when(sfn.Condition.string_equals(f"{node}.Latest.Status", "ACTIVE"), active)
-            .when(
-                sfn.Condition.or_(
-                    *(
-                        sfn.Condition.string_equals(f"{node}.Latest.Status", s)
-                        for s in resource.failed_statuses
-                    )
-                ),
-                failed.next(explain).next(failure),
-            )
-            .when(
-                sfn.Condition.number_greater_than_equals(f"{node}.Poll.Elapsed", props.schedule.limit),
-                timed_out,
-            )
-            .otherwise(schedule_next.next(wait).next(describe))
+            .when(status_in(resource.failed_statuses), why.next(failed))
         )
+        if resource.reusable:
+            # Found being deleted: it will never be ACTIVE, so say so now rather than after the bound.
+            decide.when(status_in(DELETING), deleting.next(failed))
+        decide.when(
+            sfn.Condition.number_greater_than_equals(f"{node}.Poll.Elapsed", props.schedule.limit),
+            timed_out,
+        ).otherwise(schedule_next.next(wait).next(describe))
 
         # Errors the retries did not absorb (bad input, missing parent, ...) fail the run naming the step.
         if resource.reusable:

@@ -141,8 +141,6 @@ class PersonalizeTrainingPipeline(Construct):
             # Longer than the per-resource bounds added up, so a stuck resource fails with an email first.
             timeout=cdk.Duration.hours(48),
             comment="Training config upload -> validated plan -> Personalize resources -> batch segment jobs",
-            # The config and the plan hold names and schemas, no secrets: keep them in the logs for debugging.
-            include_execution_data=True,
         )
         # SnsPublish grants sns:Publish only; the topic is KMS-encrypted and grant_publish adds
         # kms:GenerateDataKey*/kms:Decrypt on its key, without which every email would fail.

@@ -222,6 +222,65 @@ def test_too_many_queries_and_unknown_fields_are_refused(aws: None, tmp_path: Pa
     assert "job_config.json:4: ITEMS.mood is not a field of the Items schema" in result.output
 
 
+def _bingewatch(data: Path, name: str) -> Path:
+    if name == "job_config.json":
+        return data / "personalize" / "batch" / "bingewatch" / "bw_aws-item-attribute-affinity" / name
+    return data / "personalize" / "train" / "bingewatch" / name
+
+
+@pytest.mark.parametrize(
+    ("name", "line"),
+    [
+        ("interactions.csv", 1),
+        ("interactions.csv", 3),
+        ("items.csv", 40),
+        ("job_config.json", 2),
+        ("bingewatch_config.json", 5),
+    ],
+)
+def test_bytes_that_are_not_utf8_are_reported_as_file_and_line(
+    aws: None, tmp_path: Path, name: str, line: int
+) -> None:
+    # GIVEN a data file with a Latin-1 byte on one line
+    data = copy_data(tmp_path)
+    path = _bingewatch(data, name)
+    lines = path.read_bytes().split(b"\n")
+    lines[line - 1] = lines[line - 1][:1] + b"\xe9" + lines[line - 1][1:]
+    path.write_bytes(b"\n".join(lines))
+
+    # WHEN the data is checked
+    result = invoke("upload", str(data), "--dry-run")
+
+    # THEN the command names file and line, like every other problem, instead of a traceback
+    assert result.exit_code == 1
+    assert f"{name}:{line}: is not valid UTF-8 (byte 0xe9)" in result.output
+    assert "Traceback" not in result.output
+    assert "nothing uploaded" in result.output
+
+
+def test_a_lone_carriage_return_in_a_field_is_reported_as_file_and_line(aws: None, tmp_path: Path) -> None:
+    data = copy_data(tmp_path)
+    items = _bingewatch(data, "items.csv")
+    lines = items.read_bytes().split(b"\n")
+    lines[4] = lines[4].replace(b",", b"\r,", 1)
+    items.write_bytes(b"\n".join(lines))
+
+    result = invoke("upload", str(data), "--dry-run")
+
+    assert result.exit_code == 1
+    assert "items.csv:5: not a CSV record: new-line character seen in unquoted field" in result.output
+
+
+def test_an_empty_csv_is_named(aws: None, tmp_path: Path) -> None:
+    data = copy_data(tmp_path)
+    _bingewatch(data, "items.csv").write_bytes(b"")
+
+    result = invoke("upload", str(data), "--dry-run")
+
+    assert result.exit_code == 1
+    assert "items.csv: is empty (no header line)" in result.output
+
+
 def test_too_few_interactions_are_refused(aws: None, tmp_path: Path) -> None:
     data = copy_data(tmp_path)
     interactions = data / "personalize" / "train" / "bingewatch" / "interactions.csv"
@@ -245,13 +304,75 @@ def test_schema_and_header_disagreement_uses_the_workflows_rule(aws: None, tmp_p
 
 
 def test_a_missing_stack_is_one_line_and_non_zero(aws: None, tmp_path: Path) -> None:
-    result = invoke("upload", str(copy_data(tmp_path)), "--dry-run", "--stack-name", "Elsewhere")
+    result = invoke("upload", str(copy_data(tmp_path)), "--stack-name", "Elsewhere")
 
     assert result.exit_code == 1
     assert result.output.strip().splitlines()[-1] == (
         "error: stack Elsewhere not found in eu-central-1: deploy it (make deploy), or pass the --region and "
         "--stack-name it was deployed with"
     )
+
+
+@pytest.fixture
+def offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No AWS credentials and no region anywhere botocore looks (env, files, instance metadata)."""
+    for name in (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "AWS_DEFAULT_PROFILE",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "CONTEXTUAL_TARGETING_STACK",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+@pytest.mark.parametrize(
+    ("args", "reason"),
+    [
+        ((), "no AWS region: pass --region or set AWS_REGION (or a region in your profile)"),
+        (("--region", "eu-west-1"), "no AWS credentials found"),
+    ],
+    ids=["no region", "no credentials"],
+)
+def test_dry_run_works_offline_naming_the_buckets_unknown(
+    offline: None, tmp_path: Path, args: tuple[str, ...], reason: str
+) -> None:
+    # GIVEN valid data and no way to reach AWS
+    data = copy_data(tmp_path)
+
+    # WHEN a dry run is asked for
+    result = invoke("upload", str(data), "--dry-run", *args)
+
+    # THEN it validates and lists the whole plan in the safe order, saying why the buckets are unknown
+    assert result.exit_code == 0, result.output
+    assert f"bucket unknown ({reason}" in result.output
+    planned = [line.split(" -> ")[1].split(" (")[0] for line in result.output.splitlines() if " -> " in line]
+    assert planned == [f"s3://<bucket unknown>/{key}" for key in SAFE_ORDER]
+    assert "endpoints.csv -> s3://<bucket unknown>/pinpoint/endpoints.csv" in result.output
+    assert "(only with the Pinpoint destination)" in result.output
+
+
+def test_a_real_upload_without_credentials_still_fails(offline: None, tmp_path: Path) -> None:
+    result = invoke("upload", str(copy_data(tmp_path)), "--region", "eu-west-1")
+
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines()[-1] == (
+        "error: no AWS credentials found: run `aws configure`, set AWS_PROFILE, or pass --profile"
+    )
+
+
+def test_dry_run_without_the_stack_names_the_buckets_unknown(aws: None, tmp_path: Path) -> None:
+    result = invoke("upload", str(copy_data(tmp_path)), "--dry-run", "--stack-name", "Elsewhere")
+
+    assert result.exit_code == 0, result.output
+    assert "bucket unknown (stack Elsewhere not found in eu-central-1" in result.output
+    assert f"s3://<bucket unknown>/{CONFIG_KEY}" in result.output
 
 
 def test_no_credentials_is_one_line_and_non_zero(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

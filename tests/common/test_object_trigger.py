@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +17,7 @@ from cdk_nag import AwsSolutionsChecks
 
 from contextual_targeting.common.object_trigger import (
     EXECUTION_ALREADY_EXISTS,
+    EXECUTION_ALREADY_EXISTS_ERRORS,
     START_RETRYABLE,
     OncePerObjectVersion,
     OncePerObjectVersionProps,
@@ -35,6 +37,7 @@ from tests.sfn_local import (
 
 EVENTS = EVENTS_ROOT
 TARGET_ARN = "arn:aws:states:eu-central-1:123456789012:stateMachine:Target"
+READ = "Read the object version"
 START = "Start one run for this object version"
 ALREADY_STARTED = "This object version already started a run"
 STARTED = "The run has started"
@@ -129,7 +132,7 @@ def test_dispatcher_logs_traces_and_times_out(template: Template) -> None:
         {
             "DefinitionString": Match.any_value(),
             "TracingConfiguration": {"Enabled": True},
-            "LoggingConfiguration": Match.object_like({"Level": "ALL", "IncludeExecutionData": True}),
+            "LoggingConfiguration": Match.object_like({"Level": "ERROR", "IncludeExecutionData": False}),
         },
     )
     definition = definition_from_template(template.to_json(), "WildcardTriggerDispatchWorkflow")
@@ -152,31 +155,62 @@ def test_builder_renders_the_start_task_with_catch_and_retry() -> None:
     stack = cdk.Stack(cdk.App(context=CDK_CONTEXT), "Chain", env=TEST_ENV)
     target = sfn.StateMachine.from_state_machine_arn(stack, "Target", TARGET_ARN)
     definition = definition_from_chainable(build_dispatch_workflow(stack, target=target))
-    # THEN one optimized StartExecution task, not linked to the dispatcher, with a small, fixed input
+    # THEN the object's fields are read first, then one optimized StartExecution task, not linked to the
+    # dispatcher, with a small, fixed input
     states = definition["States"]
-    assert definition["StartAt"] == START
+    assert definition["StartAt"] == READ
+    fields = {"Bucket.$", "Key.$", "VersionId.$", "ETag.$", "Size.$"}
+    assert set(states[READ]["Parameters"]["Source"]) == fields
+    assert states[READ]["Next"] == START
     start = states[START]
     assert start["Resource"] == "arn:aws:states:::states:startExecution"
     assert start["Parameters"]["StateMachineArn"] == TARGET_ARN
-    assert set(start["Parameters"]["Input"]) == {"Source"}
-    assert set(start["Parameters"]["Input"]["Source"]) == {
-        "Bucket.$",
-        "Key.$",
-        "VersionId.$",
-        "ETag.$",
-        "Size.$",
-    }
-    assert [c["ErrorEquals"] for c in start["Catch"]] == [[EXECUTION_ALREADY_EXISTS]]
+    assert start["Parameters"]["Input"] == {"Source.$": "$.Source"}
+    assert [c["ErrorEquals"] for c in start["Catch"]] == [list(EXECUTION_ALREADY_EXISTS_ERRORS)]
     assert states[start["Catch"][0]["Next"]] == {"Type": "Succeed"}
     assert [r["ErrorEquals"] for r in start["Retry"]] == [START_RETRYABLE]
     assert states[start["Next"]] == {"Type": "Succeed"}
 
 
+# JsonPath's member-name-shorthand (letters, digits, "_"): other names need bracket notation.
+_SHORTHAND = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_PATH = re.compile(r"\$\$?((?:\.[^.\s,()\[\]']+|\[[^\]]*\])*)")
+
+
+def _paths(node: Any) -> list[str]:
+    """Every JSONPath in `.$` fields (intrinsic function arguments included) and in *Path fields."""
+    found: list[str] = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if isinstance(value, str) and (key.endswith(".$") or key.endswith("Path")):
+                found += [m.group(0) for m in _PATH.finditer(value)]
+            else:
+                found += _paths(value)
+    elif isinstance(node, list):
+        for item in node:
+            found += _paths(item)
+    return found
+
+
+def test_every_path_names_fields_as_step_functions_paths_allow(definition: dict[str, Any]) -> None:
+    # Step Functions asks for bracket notation for names outside member-name-shorthand (S3's `version-id`),
+    # and intrinsic-function arguments are plain paths: hyphenated names are read once, in brackets.
+    paths = _paths(definition["States"])
+    assert "$.detail.object['version-id']" in paths
+    for path in paths:
+        dotted = re.sub(r"\['[^']*'\]", "", path).lstrip("$").split(".")[1:]
+        assert all(_SHORTHAND.fullmatch(part) for part in dotted), path
+
+
 def test_retried_errors_are_step_functions_errors_of_this_integration() -> None:
     # The aws-sdk integration's `Sfn.` names and invented ones (`SFN.ThrottlingException`) never fire here.
     assert EXECUTION_ALREADY_EXISTS == "StepFunctions.ExecutionAlreadyExistsException"
+    assert set(EXECUTION_ALREADY_EXISTS_ERRORS) == {
+        "StepFunctions.ExecutionAlreadyExists",
+        "StepFunctions.ExecutionAlreadyExistsException",
+    }
     assert all(name.startswith("StepFunctions.") for name in START_RETRYABLE)
-    assert EXECUTION_ALREADY_EXISTS not in START_RETRYABLE
+    assert not set(EXECUTION_ALREADY_EXISTS_ERRORS) & set(START_RETRYABLE)
 
 
 # ---- the dispatcher, executed
@@ -239,7 +273,7 @@ def test_first_delivery_starts_the_target_under_the_version_name_with_the_object
     execution = dispatch(definition, event, aws.start_execution)
     # THEN one run starts, named after bucket/key?versionId=v1, with exactly the object as input
     assert execution.status == "SUCCEEDED", execution.summary()
-    assert execution.states_entered() == [START, STARTED]
+    assert execution.states_entered() == [READ, START, STARTED]
     [call] = aws.calls
     assert call["StateMachineArn"] == TARGET_ARN
     assert version_text(event) == b"segment-import-bucket/pinpoint/a b.csv?versionId=v1"
@@ -284,9 +318,22 @@ def test_duplicate_delivery_after_the_run_ended_ends_as_already_started(definiti
     execution = dispatch(definition, event, aws.start_execution)
     # THEN StartExecution refused it and the dispatcher ends successfully without a new run
     assert execution.status == "SUCCEEDED", execution.summary()
-    assert execution.states_entered() == [START, ALREADY_STARTED]
+    assert execution.states_entered() == [READ, START, ALREADY_STARTED]
     assert execution.output["Error"]["Error"] == EXECUTION_ALREADY_EXISTS
     assert len(aws.executions) == 1
+
+
+@pytest.mark.slow
+def test_already_exists_without_the_exception_suffix_also_ends_as_already_started(
+    definition: dict[str, Any],
+) -> None:
+    # GIVEN StartExecution's refusal named as the API reference names it (no `Exception` suffix)
+    handler = script(AwsError("StepFunctions.ExecutionAlreadyExists", "Execution Already Exists"))
+    # WHEN the event is delivered
+    execution = dispatch(definition, object_created("v1"), handler)
+    # THEN the dispatcher ends as already started, not as a failure
+    assert execution.status == "SUCCEEDED", execution.summary()
+    assert execution.states_entered() == [READ, START, ALREADY_STARTED]
 
 
 @pytest.mark.slow

@@ -64,6 +64,14 @@ class _NoSuchKeyError(Exception):
         self.response = {"Error": {"Code": "NoSuchKey"}}
 
 
+class _InvalidRangeError(Exception):
+    """S3's answer (416) to a ranged GET of an empty object."""
+
+    def __init__(self) -> None:
+        super().__init__("InvalidRange")
+        self.response = {"Error": {"Code": "InvalidRange"}}
+
+
 class MemoryS3:
     """get_object over a dict; `arrivals` makes keys appear only from a virtual time on."""
 
@@ -81,6 +89,8 @@ class MemoryS3:
         self.ranges.append((key, kwargs.get("Range")))
         self.versions[key] = kwargs.get("VersionId")
         body = self.objects[key]
+        if kwargs.get("Range") and not body:
+            raise _InvalidRangeError()
         if kwargs.get("Range"):
             last = int(kwargs["Range"].split("-")[1])
             body = body[: last + 1]
@@ -99,6 +109,8 @@ class Resource:
     fail_reason: str | None = None
     seen_active_at: float | None = None
     request: dict[str, Any] = field(default_factory=dict)
+    status: str | None = None
+    """A status Describe reports whatever the time (a resource found in that state)."""
 
     @property
     def completes_at(self) -> float:
@@ -113,6 +125,8 @@ class FakeAws:
     durations: dict[str, float] = field(default_factory=lambda: dict(DURATIONS))
     existing: set[str] = field(default_factory=set)
     """ARNs that already exist (ACTIVE since long before the run)."""
+    existing_status: dict[str, tuple[str, str | None]] = field(default_factory=dict)
+    """ARNs that already exist in another status: ARN -> (status, failureReason or None)."""
     failures: dict[str, str] = field(default_factory=dict)
     """Resource kind -> failureReason: that kind ends CREATE FAILED (the reason is not reported for the kinds
     in NO_FAILURE_REASON)."""
@@ -170,7 +184,7 @@ class FakeAws:
             request = call.parameters
             self._refuse(kind)
             arn = self._arn(kind, request)
-            if arn in self.existing or arn in self.resources:
+            if arn in self.existing or arn in self.existing_status or arn in self.resources:
                 raise AwsError("Personalize.ResourceAlreadyExistsException", f"{arn} already exists")
             self.creates.append((kind, request))
             name = request.get("Name") or request.get("JobName") or arn
@@ -194,6 +208,11 @@ class FakeAws:
                 raise AwsError("Personalize.PersonalizeException", "Rate exceeded (ThrottlingException)")
             if arn in self.existing and arn not in self.resources:
                 self.resources[arn] = Resource(kind, arn.rsplit("/", 1)[1], arn, -86400.0, 0.0)
+            if arn in self.existing_status and arn not in self.resources:
+                status, reason = self.existing_status[arn]
+                self.resources[arn] = Resource(
+                    kind, arn.rsplit("/", 1)[1], arn, -86400.0, 0.0, fail_reason=reason, status=status
+                )
             resource = self.resources.get(arn)
             if resource is None:
                 raise AwsError("Personalize.ResourceNotFoundException", f"{arn} does not exist")
@@ -204,7 +223,11 @@ class FakeAws:
                 "CreationDateTime": _iso(resource.created_at),
                 "LastUpdatedDateTime": _iso(min(call.now, resource.completes_at)),
             }
-            if done and resource.fail_reason:
+            if resource.status is not None:
+                status = resource.status
+                if resource.fail_reason and kind not in NO_FAILURE_REASON:
+                    body["FailureReason"] = resource.fail_reason
+            elif done and resource.fail_reason:
                 status = "CREATE FAILED"
                 if kind not in NO_FAILURE_REASON:
                     body["FailureReason"] = resource.fail_reason

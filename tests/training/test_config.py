@@ -91,6 +91,10 @@ BAD_CONFIGS: dict[str, dict[str, Any]] = {
     "an unknown training mode": _edit(
         _set("solutions.0.solutionVersion", {"serviceConfig": {"trainingMode": "AUTOTRAIN"}})
     ),
+    # CreateSolutionVersion takes UPDATE only for User-Personalization and HRNN-Coldstart.
+    "training mode UPDATE on a segmentation recipe": _edit(
+        _set("solutions.0.solutionVersion", {"serviceConfig": {"trainingMode": "UPDATE"}})
+    ),
     "an Avro schema that is no record": _edit(_set(f"{ITEMS_SCHEMA}.type", "enum")),
     "an Avro field without type": _edit(_set(f"{ITEMS_SCHEMA}.fields.0", {"name": "ITEM_ID"})),
     "a filterArn that is no filter": _edit(
@@ -108,7 +112,7 @@ GOOD_CONFIGS: dict[str, dict[str, Any]] = {
             c["solutions"][0]["batchSegmentJobs"][0]["serviceConfig"].update(
                 filterArn="arn:aws:personalize:eu-central-1:123456789012:filter/adults"
             ),
-            c["solutions"][0].update(solutionVersion={"serviceConfig": {"trainingMode": "UPDATE"}}),
+            c["solutions"][0].update(solutionVersion={"serviceConfig": {"trainingMode": "FULL"}}),
         )
     ),
 }
@@ -130,6 +134,13 @@ def test_python_rules_and_json_schema_refuse_bad_configs(name: str) -> None:
 
 def test_published_schema_is_a_valid_draft_2020_12_schema() -> None:
     jsonschema.Draft202012Validator.check_schema(SCHEMA)
+
+
+def test_training_mode_update_is_refused_saying_why() -> None:
+    config = BAD_CONFIGS["training mode UPDATE on a segmentation recipe"]
+    (error,) = tc.check_structure(config).errors
+    assert error.startswith("solutions[0].solutionVersion.serviceConfig.trainingMode: must be FULL")
+    assert "User-Personalization and HRNN-Coldstart" in error
 
 
 # ---- the whole validation against files
@@ -213,6 +224,176 @@ def test_csv_header_that_does_not_match_the_schema_is_an_error() -> None:
     errors = _errors(files)
     assert "CSV columns not in the schema: EMAIL" in errors
     assert "schema fields missing from the CSV header: E_MAIL" in errors
+
+
+QUERIES_KEY = "batch/bingewatch/bw_aws-item-attribute-affinity/job_config.json"
+
+
+def test_an_empty_csv_is_named() -> None:
+    # GIVEN items.csv uploaded with no bytes (S3 answers the ranged GET with InvalidRange)
+    files = demo_files()
+    files["train/bingewatch/items.csv"] = b""
+    # WHEN the upload is validated, THEN the file is named, not a crash
+    assert "train/bingewatch/items.csv is empty (no header line)" in _errors(files)
+
+
+def test_a_column_named_twice_is_an_error() -> None:
+    files = demo_files()
+    files["train/bingewatch/items.csv"] = (
+        b"ITEM_ID,ITEM_ID,TITLE,RELEASE_YEAR,CREATION_TIMESTAMP,GENRES\n1,1,T,2005,1135382400,Drama\n"
+    )
+    assert "CSV columns named more than once in the header: ITEM_ID" in _errors(files)
+
+
+@pytest.mark.parametrize("prefix", ["items", "Items", "iTEMS"])
+def test_a_query_prefix_not_in_capitals_is_an_error(prefix: str) -> None:
+    files = demo_files()
+    files[QUERIES_KEY] = b'{"itemAttributes": "ITEMS.genres = \\"Action\\""}\n' + (
+        b'{"itemAttributes": "%s.genres = \\"Comedy\\""}\n' % prefix.encode()
+    )
+    errors = _errors(files)
+    expected = f"{QUERIES_KEY} line 2: {prefix}.genres: write the dataset prefix in capitals, ITEMS.genres"
+    assert expected in errors
+    assert "line 1" not in errors
+
+
+def test_a_query_on_another_dataset_is_an_error() -> None:
+    files = demo_files()
+    files[QUERIES_KEY] = b'{"itemAttributes": "ITEMS.genres = \\"Action\\" AND USERS.AGE = \\"30\\""}\n'
+    assert f"{QUERIES_KEY} line 1: USERS.AGE: a batch segment query names Items fields only" in _errors(files)
+
+
+def test_a_query_without_an_item_attribute_is_an_error() -> None:
+    files = demo_files()
+    files[QUERIES_KEY] = b'{"itemAttributes": "genres = \\"Action\\""}\n'
+    assert f'{QUERIES_KEY} line 1: names no item attribute: write ITEMS.<field> = "<value>"' in _errors(files)
+
+
+def test_dataset_prefixes_inside_quoted_values_are_data() -> None:
+    files = demo_files()
+    files[QUERIES_KEY] = (
+        b'{"itemAttributes": "ITEMS.genres = \\"items.csv\\" AND ITEMS.genres = \\"ITEMS.x\\""}\n'
+    )
+    result = _validate(files)
+    assert result["Valid"], result["Errors"]
+
+
+def test_query_lines_are_physical_lines_split_at_newlines_only() -> None:
+    # GIVEN a blank line, then a query whose value holds U+2028 (a line separator to str.splitlines)
+    files = demo_files()
+    files[QUERIES_KEY] = (
+        '\n{"itemAttributes": "ITEMS.genres = \\"A\u2028B\\""}\n{"itemAttributes": "ITEMS.mood = \\"x\\""}\n'
+    ).encode()
+    # THEN the query with U+2028 is one valid query, and the unknown field is reported on line 3
+    errors = _errors(files)
+    assert errors == f"{QUERIES_KEY} line 3: ITEMS.mood is not a field of the Items schema"
+
+
+def test_a_query_file_that_is_not_utf8_is_named_with_its_line() -> None:
+    files = demo_files()
+    files[QUERIES_KEY] = b'{"itemAttributes": "ITEMS.genres = \\"Action\\""}\n{"itemAttributes": "\xff"}\n'
+    assert f"{QUERIES_KEY} line 2: is not valid UTF-8 (byte 0xff)" in _errors(files)
+
+
+# ---- the answer fits the state payload, whatever the upload
+
+
+def _answer_bytes(result: dict[str, Any]) -> int:
+    """The answer's size in the larger of the two JSON encodings (\\u escapes or raw UTF-8)."""
+    return max(len(json.dumps(result).encode()), len(json.dumps(result, ensure_ascii=False).encode()))
+
+
+WELL_UNDER = 64 * 1024  # a quarter of the 256 KiB above which Step Functions fails the run, uncatchably
+ASTRAL = "\U0001f600"  # 4 bytes in UTF-8, 12 as a JSON escape
+
+
+def _header_line(prefix: str) -> bytes:
+    """A CSV header of the 64 KiB the validator reads: hundreds of long columns of 4-byte characters."""
+    column = prefix + ASTRAL * 300
+    columns = ",".join(f"{column}{i}" for i in range(100)).encode()
+    return columns[: tc.CSV_HEADER_BYTES - 1] + b"\n1\n"
+
+
+def test_hostile_csv_headers_and_queries_give_a_small_answer_counting_the_rest() -> None:
+    # GIVEN three CSVs whose 64 KiB header lines are all unknown columns, and 10 queries on unknown fields
+    files = demo_files()
+    for kind in ("interactions", "items", "users"):
+        files[f"train/bingewatch/{kind}.csv"] = _header_line(kind.upper())
+    fields = "".join(f' AND ITEMS.{"F" * 2000}{i} = \\"x\\"' for i in range(40))
+    files[QUERIES_KEY] = b"".join(
+        b'{"itemAttributes": "ITEMS.genres = \\"a\\"%s"}\n' % fields.encode() for _ in range(10)
+    )
+    # WHEN the upload is validated
+    result = _validate(files)
+    # THEN the answer is far below the limit, every echoed value is cut, and the rest is counted
+    assert not result["Valid"]
+    assert _answer_bytes(result) < WELL_UNDER
+    assert all(len(error) <= tc.LINE_CHARS + 30 for error in result["Errors"])
+    assert result["Errors"][0].startswith("datasets.interactions (train/bingewatch/interactions.csv): CSV")
+    assert "characters)" in result["Errors"][0]
+    assert result["Errors"][-1].startswith("... and ")
+    assert result["Errors"][-1].endswith(" more problem(s)")
+    assert result["Message"].endswith(result["Errors"][-1])
+
+
+def test_a_config_of_thousands_of_long_unknown_keys_gives_a_small_answer() -> None:
+    # GIVEN a config of nearly 1 MiB: thousands of unknown keys, each long and of 4-byte characters
+    config = copy.deepcopy(DEMO_CONFIG)
+    config.update({f"{ASTRAL * 40}{i}": 1 for i in range(6000)})
+    files = demo_files()
+    files[CONFIG_KEY] = json.dumps(config, ensure_ascii=False).encode()
+    assert len(files[CONFIG_KEY]) < 1024 * 1024
+    # WHEN it is validated
+    result = _validate(files)
+    # THEN the answer keeps the first problems, cut, and counts the others
+    assert _answer_bytes(result) < WELL_UNDER
+    assert len(result["Errors"]) > 5
+    assert result["Errors"][-1].startswith("... and ")
+    assert int(result["Errors"][-1].split()[2].replace(",", "")) > 5000
+
+
+def _solutions(count: int) -> dict[str, Any]:
+    """The demo config with `count` solutions, each with a batch segment job."""
+    config = copy.deepcopy(DEMO_CONFIG)
+    template = config["solutions"][0]
+    config["solutions"] = []
+    for i in range(count):
+        solution = copy.deepcopy(template)
+        solution["serviceConfig"]["name"] = f"solution-{i:05d}-{'s' * 30}"
+        solution["batchSegmentJobs"][0]["serviceConfig"]["jobName"] = f"job-{i:05d}"
+        config["solutions"].append(solution)
+    return config
+
+
+def test_thousands_of_missing_query_files_give_a_small_answer() -> None:
+    # GIVEN a config with 3,000 solutions whose query files are not uploaded yet
+    files = _with_config(_solutions(3000))
+    # WHEN it is validated
+    result = _validate(files)
+    # THEN it is valid, waits for the files, and lists the first ones and a count of the rest
+    assert result["Valid"], result["Errors"][:3]
+    assert _answer_bytes(result) < WELL_UNDER
+    assert result["Missing"][0] == f"batch/bingewatch/solution-00000-{'s' * 30}/job_config.json"
+    assert result["Missing"][-1].startswith("... and ")
+    assert result["Missing"][-1].endswith(" more file(s)")
+
+
+def test_a_plan_too_big_for_the_state_is_refused_saying_why() -> None:
+    # GIVEN a valid config of 400 solutions, every query file uploaded
+    config = _solutions(400)
+    files = _with_config(config)
+    for solution in config["solutions"]:
+        name = solution["serviceConfig"]["name"]
+        files[f"batch/bingewatch/{name}/job_config.json"] = files[QUERIES_KEY]
+    # WHEN it is validated
+    result = _validate(files)
+    # THEN the plan, hundreds of KiB, is not returned: the config is refused with the reason
+    assert not result["Valid"]
+    assert "Plan" not in result
+    assert _answer_bytes(result) < WELL_UNDER
+    (error,) = result["Errors"]
+    assert error.startswith("the run plan is ")
+    assert "split the solutions or batch segment jobs over several configs" in error
 
 
 def test_more_than_ten_queries_is_an_error() -> None:
@@ -376,6 +557,18 @@ def test_handler_validates_the_demo_upload_in_s3(bucket: str, monkeypatch: pytes
     assert result["Plan"]["Solutions"][0]["Jobs"][0]["OutputS3Uri"].startswith(
         f"s3://{bucket}/batch/bingewatch/"
     )
+
+
+def test_handler_names_an_empty_csv_in_s3(bucket: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN an empty items.csv in S3, which answers the ranged GET with InvalidRange
+    handler = _handler_module(monkeypatch)
+    boto3.client("s3", region_name="eu-central-1").put_object(
+        Bucket=bucket, Key="train/bingewatch/items.csv", Body=b""
+    )
+    # WHEN the handler validates the upload
+    result = handler.handler(json.loads((EVENTS / "validate_demo.json").read_text()), CONTEXT)
+    # THEN the file is named
+    assert result["Errors"] == ["train/bingewatch/items.csv is empty (no header line)"]
 
 
 def test_handler_reports_a_missing_csv_from_s3(bucket: str, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -95,12 +95,14 @@ def test_config_upload_rule_starts_the_dispatcher_for_config_keys_in_the_data_bu
 
 def test_dispatcher_starts_the_training_workflow_once_per_config_version(tpl: Template) -> None:
     dispatcher = definition_from_template(tpl.to_json(), "TrainingConfigTriggerDispatchWorkflow")
-    start = dispatcher["States"][dispatcher["StartAt"]]
+    read = dispatcher["States"][dispatcher["StartAt"]]
+    start = dispatcher["States"][read["Next"]]
     assert start["Resource"] == "arn:aws:states:::states:startExecution"
     assert start["Parameters"]["StateMachineArn"].startswith("arn:aws:fake:::TrainingTrainingWorkflow")
     assert "Name.$" in start["Parameters"]
     # The training workflow reads the object the dispatcher names.
-    assert set(start["Parameters"]["Input"]["Source"]) >= {"Bucket.$", "Key.$"}
+    assert set(read["Parameters"]["Source"]) >= {"Bucket.$", "Key.$"}
+    assert start["Parameters"]["Input"] == {"Source.$": "$.Source"}
 
 
 def test_no_upload_ledger(tpl: Template) -> None:
@@ -118,12 +120,12 @@ def test_data_bucket_sends_eventbridge_notifications_natively(tpl: Template) -> 
 # ---- state machine
 
 
-def test_state_machine_logs_everything_and_traces(tpl: Template) -> None:
+def test_state_machine_logs_errors_and_traces(tpl: Template) -> None:
     tpl.has_resource_properties(
         "AWS::StepFunctions::StateMachine",
         {
             "TracingConfiguration": {"Enabled": True},
-            "LoggingConfiguration": Match.object_like({"Level": "ALL", "IncludeExecutionData": True}),
+            "LoggingConfiguration": Match.object_like({"Level": "ERROR", "IncludeExecutionData": False}),
         },
     )
 

@@ -20,7 +20,7 @@ from contextual_targeting.contracts.events import (
 from contextual_targeting.training.create_and_wait import LONG, QUICK, TRAINING, PollSchedule
 from contextual_targeting.training.workflow import FILE_CHECK_INTERVAL, FILE_CHECKS
 from tests.helpers import build_stack
-from tests.sfn_local import Execution, definition_from_template, run_workflow
+from tests.sfn_local import PAYLOAD_LIMIT_BYTES, Execution, definition_from_template, run_workflow
 from tests.training.fakes import (
     CONFIG_KEY,
     NO_FAILURE_REASON,
@@ -352,6 +352,26 @@ def test_invalid_config_is_rejected_before_anything_is_created(definition: dict[
     assert execution.virtual_seconds == 0
 
 
+def test_hostile_csv_headers_fail_the_run_with_an_email_not_a_payload_overflow(
+    definition: dict[str, Any],
+) -> None:
+    # GIVEN three CSVs whose 64 KiB header lines are unknown columns (an unbounded echo made a 394 KB answer)
+    files = demo_files()
+    for kind in ("interactions", "items", "users"):
+        columns = ",".join(f"{kind.upper()}_{'X' * 300}_{i}" for i in range(400)).encode()
+        files[f"train/bingewatch/{kind}.csv"] = columns[: 64 * 1024 - 1] + b"\n1\n"
+    fake = FakeAws(MemoryS3(files))
+    # WHEN the config is uploaded
+    execution = _run(definition, fake)
+    # THEN no state comes near Step Functions' 256 KiB (States.DataLimitExceeded is uncatchable): the run
+    # fails as an invalid config, with its event and one email naming the files
+    assert execution.max_payload_bytes < PAYLOAD_LIMIT_BYTES // 4, execution.max_payload_at
+    message = _assert_failed_cleanly(execution, fake, "InvalidConfig")
+    for kind in ("interactions", "items", "users"):
+        assert f"train/bingewatch/{kind}.csv" in message["Reason"]
+    assert fake.creates == []
+
+
 def test_csv_that_arrives_late_is_waited_for(definition: dict[str, Any]) -> None:
     # GIVEN `aws s3 sync` uploaded the config 70 seconds before users.csv
     fake = _fake(arrivals={USERS_CSV: 70})
@@ -484,6 +504,80 @@ def test_a_stuck_resource_gives_up_after_its_bound(definition: dict[str, Any], k
     statuses = {d["Status"] for d in fake.events_of(personalize_state_change(event_name))}
     assert statuses == {"CREATE PENDING"}
     _assert_nothing_created_after(fake, kind)
+
+
+# Kind -> (ARN, name in the config) of a resource the demo config reuses when it exists.
+REUSED = {
+    "DatasetGroup": (f"{PREFIX}dataset-group/bingewatch", "bingewatch"),
+    "Dataset": (f"{PREFIX}dataset/bingewatch/ITEMS", "bingewatch-items"),
+    "Solution": (f"{PREFIX}solution/bw_aws-item-attribute-affinity", "bw_aws-item-attribute-affinity"),
+}
+
+
+@pytest.mark.parametrize(
+    ("kind", "status", "reason"),
+    [
+        ("DatasetGroup", "DELETE PENDING", None),
+        ("Dataset", "DELETE PENDING", None),
+        ("Dataset", "DELETE IN_PROGRESS", None),
+        ("Solution", "DELETE IN_PROGRESS", None),
+        ("DatasetGroup", "CREATE FAILED", "KMS key ARN is not accessible by the Personalize service role"),
+        ("Solution", "CREATE FAILED", None),
+    ],
+)
+def test_a_reused_resource_being_deleted_or_failed_fails_the_run_at_once(
+    definition: dict[str, Any], kind: str, status: str, reason: str | None
+) -> None:
+    # GIVEN the config names a resource that exists in this status (its create says: already exists)
+    label, event_name = NAMES[kind]
+    arn, name = REUSED[kind]
+    fake = _fake(existing_status={arn: (status, reason)})
+    # WHEN the config upload runs the workflow
+    execution = _run(definition, fake)
+    # THEN the run fails after one look, not after the 30-minute bound, saying what Personalize said
+    message = _assert_failed_cleanly(execution, fake, f"{kind}Failed")
+    assert len([t for _, described, t in fake.describes if described == arn]) == 1
+    assert execution.elapsed_for(f"Wait for {label}") == 0
+    if status.startswith("DELETE"):
+        expected = "Personalize is deleting it: wait until it is gone, then upload the config again"
+    elif reason is None:
+        expected = f"Personalize reports no reason for a failed {label}"
+    else:
+        expected = reason
+    assert message["Reason"] == f"{label.capitalize()} {name} is {status}: {expected}"
+    (failed,) = [e for e in fake.events_of(personalize_state_change(event_name)) if e["Arn"] == arn]
+    assert failed == {**failed, "Status": status, "FailureReason": expected}
+    # Nothing uses it; the other datasets' iterations run side by side and may start their imports.
+    assert not [r for r in fake.resources.values() if arn in r.request.values()]
+    _assert_nothing_created_after(fake, "DatasetImportJob" if kind == "Dataset" else kind)
+
+
+def test_a_stopped_training_without_a_reason_fails_the_run_with_its_email(definition: dict[str, Any]) -> None:
+    # GIVEN someone stops the training: Describe says CREATE STOPPED and gives no failureReason
+    fake = _fake()
+    handlers = fake.handlers()
+    describe = handlers["aws-sdk:personalize:describeSolutionVersion"]
+
+    def stopped(call: Any) -> Any:
+        answer = describe(call)
+        answer["SolutionVersion"]["Status"] = "CREATE STOPPED"
+        return answer
+
+    handlers["aws-sdk:personalize:describeSolutionVersion"] = stopped
+    # WHEN the run reaches the training
+    execution = run_workflow(
+        definition,
+        upload_input(),
+        handlers,
+        context={"Execution": {"StartTime": START.strftime("%Y-%m-%dT%H:%M:%S.000Z")}},
+        timeout=120,
+    )
+    # THEN it fails naming the status, with the run event and the email (no silent runtime error)
+    message = _assert_failed_cleanly(execution, fake, "SolutionVersionFailed")
+    assert message["Reason"].endswith(
+        " is CREATE STOPPED: Personalize reports no reason for a failed solution version"
+    )
+    assert "BatchSegmentJob" not in fake.created_kinds()
 
 
 def test_a_dataset_that_takes_a_while_is_polled_with_backoff(definition: dict[str, Any]) -> None:

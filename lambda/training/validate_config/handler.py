@@ -7,6 +7,7 @@ from typing import Any
 
 import boto3
 from run_log import logged
+from s3_keys import find_object_key
 from training_config import Target, validate_upload
 
 _S3 = boto3.client("s3")
@@ -24,4 +25,6 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         role_arn=os.environ["PERSONALIZE_ROLE_ARN"],
     )
     version_id = (event.get("Source") or {}).get("VersionId") or None
-    return validate_upload(_S3, target, event["Key"], event["StartTime"], version_id)
+    # The key comes from the S3 event, which may URL-encode it: read the stored one (the shared rule).
+    key = find_object_key(_S3, target.bucket, event["Key"], version_id) or event["Key"]
+    return validate_upload(_S3, target, key, event["StartTime"], version_id)

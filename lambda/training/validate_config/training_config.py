@@ -10,7 +10,8 @@ import csv
 import io
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -30,7 +31,10 @@ SEGMENTATION_RECIPES = (
     "arn:aws:personalize:::recipe/aws-item-attribute-affinity",
     "arn:aws:personalize:::recipe/aws-item-affinity",
 )
-TRAINING_MODES = ("FULL", "UPDATE")
+# CreateSolutionVersion accepts UPDATE only for User-Personalization and HRNN-Coldstart solutions
+# (https://docs.aws.amazon.com/personalize/latest/dg/API_CreateSolutionVersion.html, trainingMode): a
+# segmentation recipe trains FULL only.
+TRAINING_MODES = ("FULL",)
 DATASET_TYPES = {"interactions": "INTERACTIONS", "items": "ITEMS", "users": "USERS"}
 REQUIRED_DATASETS = ("interactions", "items")
 REQUIRED_FIELDS = {
@@ -42,7 +46,27 @@ MAX_QUERIES = 10
 MAX_NUM_RESULTS = 5_000_000
 DEFAULT_NUM_RESULTS = 25
 CSV_HEADER_BYTES = 64 * 1024
-QUERY_FIELD = re.compile(r"ITEMS\.([A-Za-z0-9_]+)")
+# Any `<dataset>.<field>` reference in a query: `ITEMS.genres`, and also `items.genres` to refuse it.
+QUERY_REFERENCE = re.compile(r"\b([A-Za-z]+)\.([A-Za-z0-9_]+)")
+# Quoted values are data, not references: `ITEMS.title = "items.csv"` names one field.
+QUERY_VALUE = re.compile(r'"(?:\\.|[^"\\])*"|\'(?:\\.|[^\'\\])*\'')
+
+# A Step Functions state's input and output are capped at 256 KiB, and a larger Lambda result fails the
+# run with States.DataLimitExceeded, which no Catch handles
+# (https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html): every value
+# echoed from the upload is cut, the error and missing-file lists keep what fits a budget and count the
+# rest, and a plan too big for the workflow's state is refused. Sizes are JSON with \u escapes, the
+# larger encoding.
+ECHO_CHARS = 60
+"""Longest echoed value (a key, a name, a column) before it is cut."""
+ECHO_ITEMS = 5
+"""Most values listed in one message (columns, fields) before the rest are counted."""
+LINE_CHARS = 600
+"""Longest single error line."""
+LIST_BYTES = 12 * 1024
+"""Budget of the errors (the Message repeats them) and of the missing files, each."""
+RESULT_BYTES = 96 * 1024
+"""Largest answer, plan included: the run's state also carries its input, poll results and summaries."""
 FILTER_ARN = re.compile(r"^arn:aws[a-z-]*:personalize:[a-z0-9-]+:\d{12}:filter/[a-zA-Z0-9][a-zA-Z0-9\-_]*$")
 
 
@@ -54,6 +78,10 @@ class S3Reader(Protocol):
 
 class MissingObjectError(Exception):
     """The object does not exist (yet)."""
+
+
+class EmptyObjectError(Exception):
+    """The object has no bytes (S3 refuses a ranged GET on it with InvalidRange)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -83,6 +111,39 @@ class Report:
         self.errors.append(f"{where}: {message}")
 
 
+def shown(value: object, limit: int = ECHO_CHARS) -> str:
+    """A value from the upload as a message shows it: cut to `limit` characters, saying how long it was."""
+    text = str(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
+
+
+def shown_list(values: Sequence[object]) -> str:
+    """Comma-separated values, each cut, at most ECHO_ITEMS of them and a count of the rest."""
+    listed = ", ".join(shown(v) for v in values[:ECHO_ITEMS])
+    rest = len(values) - ECHO_ITEMS
+    return f"{listed} and {rest:,} more" if rest > 0 else listed
+
+
+def _json_size(value: Any) -> int:
+    """Bytes of `value` as JSON with \\u escapes (never fewer than its UTF-8 form)."""
+    return len(json.dumps(value))
+
+
+def within_budget(lines: Sequence[str], noun: str, budget: int = LIST_BYTES) -> list[str]:
+    """The first lines (each cut to LINE_CHARS) that fit `budget` bytes, then one line counting the rest."""
+    kept: list[str] = []
+    used = 0
+    for index, line in enumerate(lines):
+        line = shown(line, LINE_CHARS)
+        size = _json_size(line) + 2
+        if used + size > budget:
+            kept.append(f"... and {len(lines) - index:,} more {noun}")
+            break
+        kept.append(line)
+        used += size
+    return kept
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Structure (the part the JSON Schema also expresses)
 
@@ -101,7 +162,7 @@ def _keys(
             report.error(where, f"missing required key '{key}'")
     for key in value:
         if key not in allowed:
-            report.error(where, f"unknown key '{key}' (allowed: {', '.join(sorted(allowed))})")
+            report.error(where, f"unknown key '{shown(key)}' (allowed: {', '.join(sorted(allowed))})")
     return True
 
 
@@ -112,7 +173,7 @@ def _name(report: Report, where: str, value: Any, *, max_length: int = NAME_MAX)
     elif not NAME_PATTERN.fullmatch(value) or len(value) > max_length:
         report.error(
             where,
-            f"'{value}' breaks Personalize's naming rule (1-{max_length} characters: letters, digits, "
+            f"'{shown(value)}' breaks Personalize's naming rule (1-{max_length} characters: letters, digits, "
             "'-', '_'; starting with a letter or digit)",
         )
 
@@ -215,7 +276,8 @@ def check_structure(config: Any) -> Report:
             ):
                 report.error(
                     f"{here}.solutionVersion.serviceConfig.trainingMode",
-                    f"must be one of {', '.join(TRAINING_MODES)}",
+                    "must be FULL: Personalize trains UPDATE only for User-Personalization and "
+                    "HRNN-Coldstart solutions, not for the segmentation recipes",
                 )
         jobs = solution.get("batchSegmentJobs", [])
         if not isinstance(jobs, list):
@@ -304,7 +366,7 @@ def config_location(key: str) -> tuple[str | None, str | None]:
         or not parts[2].endswith(CONFIG_SUFFIX)
         or not parts[1]
     ):
-        return None, f"'{key}' is not at train/<dataset-group>/<name>{CONFIG_SUFFIX}"
+        return None, f"'{shown(key)}' is not at train/<dataset-group>/<name>{CONFIG_SUFFIX}"
     return parts[1], None
 
 
@@ -325,9 +387,14 @@ def read_first_line(s3: S3Reader, bucket: str, key: str) -> str:
     except Exception as err:
         if _is_missing(err):
             raise MissingObjectError(key) from err
+        if _error_code(err) == "InvalidRange":
+            raise EmptyObjectError(key) from err
         raise
     head = response["Body"].read(CSV_HEADER_BYTES)
-    return head.decode("utf-8-sig", errors="replace").splitlines()[0] if head else ""
+    if not head:
+        raise EmptyObjectError(key)
+    # Lines end at "\n" only: str.splitlines would also split at U+2028 and other separators.
+    return head.decode("utf-8-sig", errors="replace").split("\n", 1)[0].rstrip("\r")
 
 
 def read_text(
@@ -350,11 +417,15 @@ def read_text(
 
 def _is_missing(err: Exception) -> bool:
     """botocore's ClientError for a missing key (404 / NoSuchKey), without importing botocore here."""
+    return _error_code(err) in ("NoSuchKey", "404", "NotFound")
+
+
+def _error_code(err: Exception) -> str:
+    """The error code of botocore's ClientError ("" for anything else)."""
     response = getattr(err, "response", None)
     if not isinstance(response, dict):
-        return False
-    code = str(response.get("Error", {}).get("Code", ""))
-    return code in ("NoSuchKey", "404", "NotFound")
+        return ""
+    return str(response.get("Error", {}).get("Code", ""))
 
 
 def check_csv_header(report: Report, kind: str, key: str, header_line: str, entry: Mapping[str, Any]) -> None:
@@ -366,23 +437,29 @@ def check_csv_header(report: Report, kind: str, key: str, header_line: str, entr
     if not columns or columns == [""]:
         report.error(where, "the CSV has no header line")
         return
-    extra = [c for c in columns if c not in fields]
-    absent = [name for name, spec in fields.items() if name not in columns and not _nullable(spec)]
+    # Personalize maps columns to schema fields by name: a repeated name is ambiguous.
+    repeated = [name for name, count in Counter(columns).items() if count > 1]
+    present = set(columns)
+    extra = [c for c in dict.fromkeys(columns) if c not in fields]
+    absent = [name for name, spec in fields.items() if name not in present and not _nullable(spec)]
+    if repeated:
+        report.error(where, f"CSV columns named more than once in the header: {shown_list(repeated)}")
     if extra:
-        report.error(where, f"CSV columns not in the schema: {', '.join(extra)}")
+        report.error(where, f"CSV columns not in the schema: {shown_list(extra)}")
     if absent:
-        report.error(where, f"schema fields missing from the CSV header: {', '.join(absent)}")
+        report.error(where, f"schema fields missing from the CSV header: {shown_list(absent)}")
 
 
 def check_queries(report: Report, key: str, text: str, item_fields: Iterable[str]) -> None:
     """Batch segment input: JSON lines of {"itemAttributes": "ITEMS.<field> = ..."}, at most 10."""
     known = {f.upper() for f in item_fields}
-    lines = [line for line in text.splitlines() if line.strip()]
+    # Physical line numbers; lines end at "\n" only (JSON strings may hold U+2028 and friends).
+    lines = [(number, line) for number, line in enumerate(text.split("\n"), start=1) if line.strip()]
     if not lines:
         report.error(key, "has no queries")
     if len(lines) > MAX_QUERIES:
         report.error(key, f"has {len(lines)} queries; a batch segment job takes at most {MAX_QUERIES}")
-    for number, line in enumerate(lines, start=1):
+    for number, line in lines:
         try:
             query = json.loads(line)
         except json.JSONDecodeError:
@@ -392,9 +469,32 @@ def check_queries(report: Report, key: str, text: str, item_fields: Iterable[str
         if not isinstance(attributes, str) or not attributes.strip():
             report.error(f"{key} line {number}", 'needs "itemAttributes", e.g. ITEMS.genres = "Action"')
             continue
-        for name in QUERY_FIELD.findall(attributes):
-            if name.upper() not in known:
-                report.error(f"{key} line {number}", f"ITEMS.{name} is not a field of the Items schema")
+        for problem in query_problems(attributes, known):
+            report.error(f"{key} line {number}", problem)
+
+
+def query_problems(attributes: str, known: set[str]) -> list[str]:
+    """What is wrong with one `itemAttributes` expression, given the Items fields in capitals."""
+    # Personalize documents the dataset prefix in capitals only (`ITEMS.genres = "Comedy"`,
+    # https://docs.aws.amazon.com/personalize/latest/dg/prepare-input-data-user-segment.html) and, for the
+    # same `dataset.field` identifiers in filter expressions, ignores case only when matching event types
+    # (https://docs.aws.amazon.com/personalize/latest/dg/filter-expressions.html): `items.` is refused.
+    # Field names are matched without regard to case, as the documented `ITEMS.genres` for `GENRES` shows.
+    problems = []
+    references = QUERY_REFERENCE.findall(QUERY_VALUE.sub('""', attributes))
+    for dataset, name in references:
+        if dataset != "ITEMS" and dataset.upper() == "ITEMS":
+            problems.append(
+                f"{shown(dataset)}.{shown(name)}: write the dataset prefix in capitals, ITEMS.{shown(name)} "
+                "(Personalize's batch segment query syntax)"
+            )
+        elif dataset != "ITEMS":
+            problems.append(f"{shown(dataset)}.{shown(name)}: a batch segment query names Items fields only")
+        elif name.upper() not in known:
+            problems.append(f"ITEMS.{shown(name)} is not a field of the Items schema")
+    if not any(dataset.upper() == "ITEMS" for dataset, _ in references):
+        problems.append('names no item attribute: write ITEMS.<field> = "<value>"')
+    return problems
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -543,8 +643,10 @@ def validate_upload(
             config = json.loads(read_text(s3, target.bucket, key, version_id=version_id))
         except MissingObjectError:
             report.errors.append(f"{key} does not exist (deleted after upload?)")
-        except (ValueError, UnicodeDecodeError) as err:
-            report.errors.append(f"{key} is not valid JSON: {err}")
+        except UnicodeDecodeError as err:
+            report.errors.append(not_utf8(key, err))
+        except ValueError as err:
+            report.errors.append(f"{key} is not valid JSON: {shown(err, LINE_CHARS)}")
 
     if config is not None:
         structure = check_structure(config)
@@ -560,15 +662,35 @@ def validate_upload(
         if not report.errors:
             _check_files(s3, target.bucket, config, report)
 
+    if not report.errors and not report.missing:
+        plan = build_plan(config, target, start_time)
+        result = _result(key, report, group_name, plan)
+        if _json_size(result) <= RESULT_BYTES:
+            return result
+        report.errors.append(
+            f"the run plan is {_json_size(plan):,} bytes, more than the {RESULT_BYTES:,} a training run "
+            "carries in its state (Step Functions caps it at 256 KiB): split the solutions or batch segment "
+            "jobs over several configs"
+        )
+    return _result(key, report, group_name)
+
+
+def _result(
+    key: str, report: Report, group_name: str, plan: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The Lambda's answer: errors and missing files within their budgets, the plan when there is one."""
+    bounded = Report(
+        errors=within_budget(report.errors, "problem(s)"), missing=within_budget(report.missing, "file(s)")
+    )
     result: dict[str, Any] = {
         "Valid": not report.errors,
-        "Errors": report.errors,
-        "Missing": report.missing,
+        "Errors": bounded.errors,
+        "Missing": bounded.missing,
         "DatasetGroupName": group_name,
-        "Message": _message(key, report),
+        "Message": _message(key, bounded),
     }
-    if not report.errors and not report.missing:
-        result["Plan"] = build_plan(config, target, start_time)
+    if plan is not None:
+        result["Plan"] = plan
     return result
 
 
@@ -582,6 +704,9 @@ def _check_files(s3: S3Reader, bucket: str, config: Mapping[str, Any], report: R
         except MissingObjectError:
             report.missing.append(key)
             continue
+        except EmptyObjectError:
+            report.errors.append(f"{key} is empty (no header line)")
+            continue
         check_csv_header(report, kind, key, header, entry)
     item_fields = _fields(config["datasets"]["items"]).keys()
     for solution in config["solutions"]:
@@ -593,7 +718,19 @@ def _check_files(s3: S3Reader, bucket: str, config: Mapping[str, Any], report: R
         except MissingObjectError:
             report.missing.append(key)
             continue
+        except UnicodeDecodeError as err:
+            report.errors.append(not_utf8(key, err))
+            continue
+        except ValueError as err:
+            report.errors.append(str(err))
+            continue
         check_queries(report, key, text, item_fields)
+
+
+def not_utf8(name: str, err: UnicodeDecodeError) -> str:
+    """`<name> line <n>: ...` for bytes that are not UTF-8 (the line counted in the decoded bytes)."""
+    line = bytes(err.object[: err.start]).count(b"\n") + 1
+    return f"{name} line {line}: is not valid UTF-8 (byte 0x{err.object[err.start]:02x})"
 
 
 def _message(key: str, report: Report) -> str:

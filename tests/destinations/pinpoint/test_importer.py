@@ -115,7 +115,8 @@ def test_import_rule_listens_to_the_import_prefix_only_on_the_default_bus(full_t
     assert not "exports/".startswith("pinpoint/")
     # The dispatcher starts the import workflow once per object version (common/test_object_trigger.py).
     dispatcher = definition_from_template(full_template.to_json(), "PinpointImportTriggerDispatchWorkflow")
-    start = dispatcher["States"][dispatcher["StartAt"]]
+    read = dispatcher["States"][dispatcher["StartAt"]]
+    start = dispatcher["States"][read["Next"]]
     assert start["Parameters"]["StateMachineArn"].startswith("arn:aws:fake:::PinpointImportWorkflow")
 
 

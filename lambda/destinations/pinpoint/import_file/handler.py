@@ -7,22 +7,9 @@ from typing import Any
 
 import boto3
 from botocore.exceptions import ClientError
-from import_file import HEAD_BYTES, decide, key_candidates
+from import_file import HEAD_BYTES, decide
 from run_log import logged
-
-
-def resolve_key(s3: Any, bucket: str, key: str, version_id: str | None) -> str | None:
-    """The stored key among the candidates, or None when the object is gone."""
-    for candidate in key_candidates(key):
-        args = {"Bucket": bucket, "Key": candidate, **({"VersionId": version_id} if version_id else {})}
-        try:
-            s3.head_object(**args)
-        except ClientError as err:
-            if err.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-                continue
-            raise
-        return candidate
-    return None
+from s3_keys import find_object_key
 
 
 def read_head(s3: Any, bucket: str, key: str, version_id: str | None) -> str:
@@ -44,7 +31,8 @@ def read_head(s3: Any, bucket: str, key: str, version_id: str | None) -> str:
 def inspect_file(event: dict[str, Any], s3: Any, *, prefix: str) -> dict[str, Any]:
     """Decide on `{Bucket, Key, VersionId}`."""
     bucket, version_id = event["Bucket"], event.get("VersionId") or None
-    key = resolve_key(s3, bucket, event["Key"], version_id)
+    # The key comes from the S3 event, which may URL-encode it: the stored one by the shared rule.
+    key = find_object_key(s3, bucket, event["Key"], version_id)
     if key is None:
         decision = decide(event["Key"], prefix, None)
         return {**decision.as_payload(bucket), "Accepted": False, "Reason": "the object no longer exists"}

@@ -8,7 +8,6 @@ import json
 import posixpath
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, unquote_plus
 
 # Pinpoint documents no segment-name limit; 64 characters keep names readable in the console and lists.
 SEGMENT_NAME_LIMIT = 64
@@ -38,15 +37,6 @@ class Decision:
             "S3Url": f"s3://{bucket}/{self.key}",
             "Reason": self.reason,
         }
-
-
-def key_candidates(key: str) -> list[str]:
-    """The key as received, then URL-decoded (S3 notifications encode keys; EventBridge should not)."""
-    candidates = [key]
-    for decoded in (unquote_plus(key), unquote(key)):
-        if decoded not in candidates:
-            candidates.append(decoded)
-    return candidates
 
 
 def segment_name(key: str, prefix: str) -> str:
