@@ -367,6 +367,7 @@ def bucket() -> Iterator[str]:
 
 def _handler_module(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     monkeypatch.setenv("PERSONALIZE_ROLE_ARN", ROLE_ARN)
+    monkeypatch.setenv("TRAINING_STATE_PREFIX", "state/training/")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-central-1")
     monkeypatch.syspath_prepend(str(REPO / "lambda" / "training" / "validate_config"))
     spec = importlib.util.spec_from_file_location(

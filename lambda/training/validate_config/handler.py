@@ -6,6 +6,7 @@ import os
 from typing import Any
 
 import boto3
+from data_versions import RecordingS3, data_state, state_key
 from training_config import Target, validate_upload
 
 _S3 = boto3.client("s3")
@@ -22,4 +23,10 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         role_arn=os.environ["PERSONALIZE_ROLE_ARN"],
     )
     version_id = (event.get("Source") or {}).get("VersionId") or None
-    return validate_upload(_S3, target, event["Key"], event["StartTime"], version_id)
+    reads = RecordingS3(_S3)
+    result = validate_upload(reads, target, event["Key"], event["StartTime"], version_id)
+    if "Plan" in result:
+        # The versions of everything the run trains on, for the "no new data" check of scheduled runs.
+        key = state_key(os.environ["TRAINING_STATE_PREFIX"], result["DatasetGroupName"])
+        result["Data"] = data_state(_S3, reads.read, event["Bucket"], key)
+    return result
