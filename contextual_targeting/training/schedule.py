@@ -140,8 +140,17 @@ def sync_schedule(
     create.next(then)
     update.next(then)
     delete.next(then)
+    current = "$.Schedule.Current"
+    # Rules are tried in order: the comparisons only ever see members that are there.
     up_to_date = (
         sfn.Choice(scope, "ScheduleUpToDate", state_name="Is the schedule up to date?")
+        .when(
+            sfn.Condition.or_(
+                sfn.Condition.not_(sfn.Condition.is_present(f"{current}.ScheduleExpressionTimezone")),
+                sfn.Condition.not_(sfn.Condition.is_present(f"{current}.Target.Input")),
+            ),
+            update,
+        )
         .when(_same_schedule(), then)
         .otherwise(update)
     )
@@ -210,8 +219,6 @@ def _same_schedule() -> sfn.Condition:
     """The schedule found starts this workflow, with the same input, role, expression and time zone."""
     current, wanted = "$.Schedule.Current", "$.Schedule.Wanted"
     return sfn.Condition.and_(
-        sfn.Condition.is_present(f"{current}.ScheduleExpressionTimezone"),
-        sfn.Condition.is_present(f"{current}.Target.Input"),
         *(
             sfn.Condition.string_equals_json_path(f"{current}.{member}", f"{wanted}.{member}")
             for member in (

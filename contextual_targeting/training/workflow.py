@@ -128,16 +128,13 @@ def _note_trigger(scope: Construct, *, then: sfn.IChainable) -> sfn.Choice:
         result=sfn.Result.from_string("upload"),
         result_path="$.Trigger",
     )
+    # Rules are tried in order: the comparison only ever sees a Trigger that is there.
+    upload.next(then)
     return (
         sfn.Choice(scope, "Trigger", state_name="Was the run started by its schedule?")
-        .when(
-            sfn.Condition.and_(
-                sfn.Condition.is_present("$.Trigger"),
-                sfn.Condition.string_equals("$.Trigger", SCHEDULE_TRIGGER),
-            ),
-            then,
-        )
-        .otherwise(upload.next(then))
+        .when(sfn.Condition.not_(sfn.Condition.is_present("$.Trigger")), upload)
+        .when(sfn.Condition.string_equals("$.Trigger", SCHEDULE_TRIGGER), then)
+        .otherwise(upload)
     )
 
 

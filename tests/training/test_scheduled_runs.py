@@ -136,6 +136,35 @@ def test_an_unchanged_schedule_is_left_alone(definition: dict[str, Any]) -> None
     assert "Is the schedule up to date?" in execution.states_entered()
 
 
+def test_a_schedule_edited_by_hand_is_put_back(definition: dict[str, Any]) -> None:
+    # GIVEN the dataset group's schedule, changed outside the workflow: no time zone, no input
+    fake = _fake(WEEKLY)
+    _run(definition, fake, upload_input())
+    (name, existing) = next(iter(fake.scheduler.schedules.items()))
+    edited = {k: v for k, v in existing.items() if k != "ScheduleExpressionTimezone"}
+    edited["Target"] = {k: v for k, v in existing["Target"].items() if k != "Input"}
+    fake.scheduler.schedules[name] = edited
+    fake.scheduler.calls.clear()
+    # WHEN the config is uploaded again
+    execution = _run(definition, fake, upload_input(version="v2"), start=START + timedelta(hours=2))
+    # THEN the schedule is what the config says again
+    assert execution.status == "SUCCEEDED", execution.summary()
+    assert fake.scheduler.actions() == ["getSchedule", "updateSchedule"]
+    assert fake.scheduler.schedules[name] == existing
+
+
+def test_a_manual_start_that_claims_another_trigger_counts_as_an_upload(definition: dict[str, Any]) -> None:
+    fake = _fake()
+    _run(definition, fake, upload_input())
+    creates = len(fake.creates)
+    execution = _run(
+        definition, fake, {**scheduled_input(), "Trigger": "cron"}, start=START + timedelta(hours=1)
+    )
+    assert execution.status == "SUCCEEDED", execution.summary()
+    assert _per_run_creates(fake, creates) == A_RUN
+    assert fake.events_of(TRAINING_RUN_STATE_CHANGE)[-1]["Trigger"] == "upload"
+
+
 def test_a_config_without_the_block_deletes_the_schedule(definition: dict[str, Any]) -> None:
     # GIVEN a dataset group with a schedule, and a new config version without the block
     fake = _fake()
