@@ -221,8 +221,9 @@ class PersonalizeTrainingPipeline(Construct):
                     queue_wait=props.queue_wait,
                 ),
             ),
-            # Longer than the per-resource bounds added up, so a stuck resource fails with an email first.
-            timeout=cdk.Duration.hours(48),
+            # Longer than the per-resource bounds added up, so a stuck resource fails with an email first;
+            # a run may first wait for an earlier run of its dataset group for up to `queue_wait`.
+            timeout=cdk.Duration.hours(48).plus(props.queue_wait),
             comment="Training config upload -> validated plan -> Personalize resources -> batch segment jobs",
             # The config and the plan hold names and schemas, no secrets: keep them in the logs for debugging.
             include_execution_data=True,
