@@ -34,6 +34,17 @@ def _list(app: cdk.App, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(str(item).strip() for item in items if str(item).strip()))
 
 
+def _int(app: cdk.App, key: str, default: int) -> int:
+    """Read a whole-number context value (`-c runOutputRetentionDays=60`)."""
+    value = app.node.try_get_context(key)
+    if value is None or value == "":
+        return default
+    try:
+        return int(str(value))
+    except ValueError:
+        raise ValueError(f"context {key!r}: expected a whole number, got {value!r}") from None
+
+
 def _destinations(app: cdk.App) -> tuple[str, ...]:
     """`-c destinations=a,b`; the older `-c pinpoint=true` adds Pinpoint to them."""
     destinations = _list(app, "destinations", default=("customer-profiles",))
@@ -51,6 +62,9 @@ def settings_from_context(app: cdk.App) -> ContextualTargetingSettings:
         pinpoint_project_name=app.node.try_get_context("pinpointProjectName") or "personalize",
         pinpoint_application_id=app.node.try_get_context("pinpointApplicationId") or None,
         workflow_log_level=str(app.node.try_get_context("workflowLogLevel") or "ERROR").upper(),
+        noncurrent_version_retention_days=_int(app, "noncurrentVersionRetentionDays", 30),
+        run_output_retention_days=_int(app, "runOutputRetentionDays", 30),
+        training_queue_wait_hours=_int(app, "trainingQueueWaitHours", 12),
     )
 
 

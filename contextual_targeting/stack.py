@@ -48,6 +48,13 @@ class ContextualTargetingSettings:
     workflow_log_level: str = "ERROR"
     """ERROR: workflow logs hold errors only, without execution data (it holds user ids). ALL: every state
     with its data, for debugging."""
+    noncurrent_version_retention_days: int = 30
+    """Days the data bucket keeps overwritten and deleted objects as noncurrent versions."""
+    run_output_retention_days: int = 30
+    """Days after which superseded runs' job outputs and segment folders and the destinations' per-run
+    files are deleted (counted from their creation; the latest run's files are kept)."""
+    training_queue_wait_hours: int = 12
+    """Hours a training run waits for an earlier run of its dataset group before it gives up."""
 
     def __post_init__(self) -> None:
         """Refuse a destination name the stack does not know (a typo would silently deploy nothing)."""
@@ -59,6 +66,13 @@ class ContextualTargetingSettings:
             raise ValueError(
                 f"workflowLogLevel {self.workflow_log_level!r}: choose {' or '.join(WORKFLOW_LOG_LEVELS)}"
             )
+        for name in (
+            "noncurrent_version_retention_days",
+            "run_output_retention_days",
+            "training_queue_wait_hours",
+        ):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
 
     def wants(self, destination: str) -> bool:
         """Whether the stack deploys this destination."""
@@ -87,7 +101,11 @@ class ContextualTargetingStack(cdk.Stack):
             self,
             "Training",
             props=PersonalizeTrainingPipelineProps(
-                access_logs_bucket=access_logs, notification_topic=notifications.topic
+                access_logs_bucket=access_logs,
+                notification_topic=notifications.topic,
+                noncurrent_version_retention=cdk.Duration.days(settings.noncurrent_version_retention_days),
+                run_output_retention=cdk.Duration.days(settings.run_output_retention_days),
+                queue_wait=cdk.Duration.hours(settings.training_queue_wait_hours),
             ),
         )
 
@@ -101,6 +119,11 @@ class ContextualTargetingStack(cdk.Stack):
             "TrainingDispatchStateMachineArn",
             training.dispatch_state_machine.state_machine_arn,
             "Config Object Created -> one training run per object version",
+        )
+        self._output(
+            "TrainingScheduleGroupName",
+            training.schedule_group_name,
+            "EventBridge Scheduler group of the dataset groups' retraining schedules",
         )
         self._output("EventBusArn", training.event_bus.event_bus_arn, "Pipeline state-change events")
         self._output("EventBusName", training.event_bus.event_bus_name, "Pipeline state-change events")

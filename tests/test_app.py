@@ -57,3 +57,29 @@ def test_an_unknown_destination_is_rejected_by_name() -> None:
         ValueError, match="unknown destination pinpont: choose from customer-profiles, pinpoint"
     ):
         settings_from_context(cdk.App(context={"destinations": "pinpont"}))
+
+
+def test_retentions_and_the_queue_wait_come_from_context() -> None:
+    app = cdk.App(
+        context={
+            "noncurrentVersionRetentionDays": "7",
+            "runOutputRetentionDays": 90,
+            "trainingQueueWaitHours": "4",
+        }
+    )
+    settings = settings_from_context(app)
+    assert settings.noncurrent_version_retention_days == 7
+    assert settings.run_output_retention_days == 90
+    assert settings.training_queue_wait_hours == 4
+
+
+@pytest.mark.parametrize(
+    ("context", "message"),
+    [
+        ({"runOutputRetentionDays": "a month"}, "context 'runOutputRetentionDays': expected a whole number"),
+        ({"noncurrentVersionRetentionDays": "0"}, "noncurrent_version_retention_days must be at least 1"),
+    ],
+)
+def test_a_bad_retention_is_rejected_by_name(context: dict[str, str], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        settings_from_context(cdk.App(context=context))

@@ -29,6 +29,15 @@ from contextual_targeting.cli import stack_outputs as keys
 from contextual_targeting.cli.cleanup import Cleaner, plan_cleanup
 from contextual_targeting.cli.dead_letters import Redriver, receive_all, release, waiting
 from contextual_targeting.cli.executions import ExecutionView, execution_arn, latest_execution
+from contextual_targeting.cli.schedule import (
+    DISABLED,
+    ENABLED,
+    ScheduleRow,
+    delete_schedule,
+    schedule_rows,
+    set_state,
+)
+from contextual_targeting.cli.schedule import to_json as schedules_to_json
 from contextual_targeting.cli.segments import SegmentRow, list_segments, pinpoint_statuses, to_json
 from contextual_targeting.cli.stack_outputs import (
     DEFAULT_STACK_NAME,
@@ -393,6 +402,12 @@ def watch(
         _print_result(state)
         if state.failure:
             raise CliError(state.failure)
+        if state.training.output.get("Status") == "SKIPPED":
+            last = state.training.output.get("Detail", {}).get("LastSuccessfulRun", "")
+            console.print(
+                f"training run {state.training.name}: no new data since {last}, nothing trained", markup=False
+            )
+            return
         console.print(f"training run {state.training.name} succeeded", markup=False)
 
 
@@ -519,7 +534,88 @@ def segments(
 
 
 # ---------------------------------------------------------------------------------------------------------
+# schedule
+
+
+def _schedules_table(rows: list[ScheduleRow]) -> Table:
+    table = Table(title="Training schedules", title_justify="left")
+    for column in ("dataset group", "schedule", "time zone", "state", "next run", "last run"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            row.dataset_group,
+            row.expression,
+            row.timezone,
+            row.state,
+            row.next_run or ("paused" if row.state == DISABLED else ""),
+            row.last_run or "",
+        )
+    return table
+
+
+@app.command()
+def schedule(
+    dataset_group: Annotated[
+        str | None, typer.Argument(help="The dataset group to pause or resume (default: list them all).")
+    ] = None,
+    pause: Annotated[bool, typer.Option("--pause", help="Stop the schedule from starting runs.")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Let a paused schedule start runs again.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    stack_name: StackName = DEFAULT_STACK_NAME,
+    region: Region = None,
+    profile: ProfileOption = None,
+) -> None:
+    """List the dataset groups' retraining schedules (next run, last run), or pause or resume one."""
+    with one_line_errors():
+        if pause and resume:
+            raise CliError("--pause or --resume, not both")
+        if (pause or resume) and not dataset_group:
+            raise CliError("name the dataset group to pause or resume")
+        aws = Aws(stack_name=stack_name, region=region, profile=profile)
+        group = aws.outputs.require(keys.TRAINING_SCHEDULE_GROUP)
+        scheduler = aws.client("scheduler")
+        if pause or resume:
+            assert dataset_group is not None
+            state = DISABLED if pause else ENABLED
+            changed = set_state(scheduler, group, dataset_group, state)
+            verb = "paused" if pause else "resumed"
+            console.print(
+                f"schedule of {dataset_group} {verb}"
+                if changed
+                else f"schedule of {dataset_group} was {verb}",
+                markup=False,
+            )
+            return
+        machine = aws.outputs.get(keys.TRAINING_STATE_MACHINE)
+        rows = schedule_rows(
+            scheduler,
+            aws.client("stepfunctions") if machine else None,
+            group_name=group,
+            machine=machine,
+            now=NOW(),
+        )
+        if dataset_group:
+            rows = [r for r in rows if r.dataset_group == dataset_group]
+        if as_json:
+            typer.echo(schedules_to_json(rows))
+        elif not rows:
+            console.print(
+                'no schedules: add a "schedule" block to a training config and upload it', markup=False
+            )
+        else:
+            console.print(_schedules_table(rows))
+
+
+# ---------------------------------------------------------------------------------------------------------
 # cleanup
+
+
+def _schedule_group(aws: Aws) -> str | None:
+    """The stack's schedule group, or None (no stack any more, or a stack from before schedules)."""
+    try:
+        return aws.outputs.get(keys.TRAINING_SCHEDULE_GROUP)
+    except CliError:
+        return None
 
 
 @app.command()
@@ -547,6 +643,10 @@ def cleanup(
         )
         for line in plan.lines(bucket):
             console.print(f"  {line}", markup=False)
+        # A schedule left behind would recreate the dataset group at its next run, and bill the training.
+        schedules = _schedule_group(aws)
+        if schedules:
+            console.print(f"  retraining schedule {dataset_group}, if there is one", markup=False)
         for blocker in plan.blockers:
             errors.print(f"  blocked: {blocker}", markup=False)
         if dry_run:
@@ -557,6 +657,8 @@ def cleanup(
             )
         if not yes and not typer.confirm("Delete these resources?", default=False):
             raise CliError("cancelled: nothing deleted")
+        if schedules and delete_schedule(aws.client("scheduler"), schedules, dataset_group):
+            console.print(f"retraining schedule {dataset_group} deleted", markup=False)
         Cleaner(
             personalize, sleep=SLEEP, clock=CLOCK, report=lambda text: console.print(text, markup=False)
         ).run(plan, s3=aws.client("s3") if purge_data else None, bucket=bucket)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import aws_cdk as cdk
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
@@ -34,9 +36,16 @@ def access_log_bucket(scope: Construct, construct_id: str) -> s3.Bucket:
 
 
 def secure_bucket(
-    scope: Construct, construct_id: str, *, access_logs: s3.IBucket, log_prefix: str
+    scope: Construct,
+    construct_id: str,
+    *,
+    access_logs: s3.IBucket,
+    log_prefix: str,
+    lifecycle_rules: Sequence[s3.LifecycleRule] | None = None,
 ) -> s3.Bucket:
-    """Encrypted, TLS-only, private, versioned, access-logged bucket that emits EventBridge notifications."""
+    """Encrypted, TLS-only, private, versioned, access-logged bucket that emits EventBridge notifications.
+
+    `lifecycle_rules` replace the default (noncurrent versions 30 days, incomplete uploads 7 days)."""
     bucket = s3.Bucket(
         scope,
         construct_id,
@@ -48,7 +57,9 @@ def secure_bucket(
         versioned=True,
         server_access_logs_bucket=access_logs,
         server_access_logs_prefix=log_prefix,
-        lifecycle_rules=[
+        lifecycle_rules=list(lifecycle_rules)
+        if lifecycle_rules is not None
+        else [
             s3.LifecycleRule(
                 # Versioning keeps overwritten training files recoverable without keeping them forever.
                 noncurrent_version_expiration=cdk.Duration.days(30),

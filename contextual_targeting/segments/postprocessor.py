@@ -26,7 +26,12 @@ from contextual_targeting.contracts.events import (
     BATCH_SEGMENT_JOB_STATE_CHANGE,
     EVENT_SOURCE,
 )
-from contextual_targeting.contracts.layout import BATCH_PREFIX, SEGMENTS_PREFIX
+from contextual_targeting.contracts.layout import (
+    BATCH_PREFIX,
+    EXPIRY_TAG_KEY,
+    EXPIRY_TAG_VALUE,
+    SEGMENTS_PREFIX,
+)
 from contextual_targeting.operations.delivery import workflow_target
 from contextual_targeting.segments.workflow import build_postprocessing_workflow, describe_job_resource
 
@@ -69,7 +74,13 @@ class SegmentPostprocessor(Construct):
             description="Streams batch segment job output into one CSV segment per query and a manifest",
             memory_size=FUNCTION_MEMORY_MB,
             timeout=FUNCTION_TIMEOUT,
-            environment={"SEGMENTS_BUCKET": bucket.bucket_name, "SEGMENTS_PREFIX": props.segments_prefix},
+            environment={
+                "SEGMENTS_BUCKET": bucket.bucket_name,
+                "SEGMENTS_PREFIX": props.segments_prefix,
+                # Earlier runs of a job get this tag once a newer run is split: the bucket's lifecycle
+                # then expires them (the latest run's files stay untagged).
+                "EXPIRY_TAG": f"{EXPIRY_TAG_KEY}={EXPIRY_TAG_VALUE}",
+            },
         )
         self.function: lambda_.IFunction = function
         acknowledge(
@@ -131,7 +142,7 @@ class SegmentPostprocessor(Construct):
 def _grant_split_access(
     function: lambda_.Function, bucket: s3.IBucket, batch_prefix: str, segments_prefix: str
 ) -> None:
-    """Read job output under `batch/`, write segments under `segments/`, nothing else."""
+    """Read job output under `batch/`, write segments under `segments/`, tag superseded runs' files there."""
     function.add_to_role_policy(
         iam.PolicyStatement(actions=["s3:GetObject"], resources=[bucket.arn_for_objects(f"{batch_prefix}*")])
     )
@@ -140,7 +151,14 @@ def _grant_split_access(
         iam.PolicyStatement(
             actions=["s3:ListBucket"],
             resources=[bucket.bucket_arn],
-            conditions={"StringLike": {"s3:prefix": [f"{batch_prefix}*"]}},
+            conditions={"StringLike": {"s3:prefix": [f"{batch_prefix}*", f"{segments_prefix}*"]}},
+        )
+    )
+    # Tagging an earlier run's files for expiry (tags only: the objects themselves stay as they are).
+    function.add_to_role_policy(
+        iam.PolicyStatement(
+            actions=["s3:GetObjectTagging", "s3:PutObjectTagging"],
+            resources=[bucket.arn_for_objects(f"{prefix}*") for prefix in (batch_prefix, segments_prefix)],
         )
     )
     # PutObject also authorizes CreateMultipartUpload, UploadPart and CompleteMultipartUpload.
@@ -154,8 +172,8 @@ def _grant_split_access(
     acknowledge(
         function.role,
         "IAM5",
-        "Object wildcards are limited to the batch output prefix (read) and the segments prefix (write): "
-        "job output and segment keys are chosen at run time.",
+        "Object wildcards are limited to the batch output prefix (read, tag) and the segments prefix (write, "
+        "tag): job output and segment keys are chosen at run time.",
         findings=[
             objects_finding(bucket, f"{batch_prefix}*"),
             objects_finding(bucket, f"{segments_prefix}*"),

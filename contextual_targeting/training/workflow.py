@@ -3,7 +3,8 @@ solutions, solution versions and batch segment jobs, announcing every state chan
 
 Execution input (what `object_trigger.OncePerObjectVersion` starts it with, once per config object version):
 `{"Source": {"Bucket", "Key", "VersionId", "ETag", "Size"}}`; the config is read at `VersionId` (the latest
-version when it is absent). A manual start with the same input is a new run.
+version when it is absent). A manual start with the same input is a new run. The dataset group's schedule
+(`schedule.py`) starts it with `{"Source": {"Bucket", "Key"}, "Trigger": "schedule"}`.
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ from contextual_targeting.training.create_and_wait import (
     personalize_arn,
     retry_personalize,
 )
+from contextual_targeting.training.freshness import nothing_new, record_data_versions
+from contextual_targeting.training.run_queue import DEFAULT_QUEUE_WAIT, wait_for_earlier_runs
+from contextual_targeting.training.schedule import SCHEDULE_TRIGGER, ScheduleTarget, sync_schedule
 
 FILE_CHECK_INTERVAL = 30
 """Seconds between two looks for training files the config needs but the bucket does not have yet."""
@@ -63,6 +67,14 @@ class TrainingWorkflowProps:
     """Validates the config and returns the run plan (`lambda/training/validate_config`)."""
     personalize_role: iam.IRole
     """Handed to Personalize for imports and batch segment jobs."""
+    run_queue: lambda_.IFunction
+    """Says whether an earlier run of the dataset group is still running (`lambda/training/run_queue`)."""
+    schedules: ScheduleTarget
+    """Where the dataset groups' schedules live and the role they start this workflow with."""
+    state_objects_arn: str
+    """S3 objects a successful run records its data versions in (`state/training/*` of the data bucket)."""
+    queue_wait: cdk.Duration = DEFAULT_QUEUE_WAIT
+    """How long a run waits for an earlier run of its dataset group before it gives up."""
     quick: PollSchedule = QUICK
     """Dataset groups, datasets, solutions."""
     imports: PollSchedule = LONG
@@ -73,8 +85,11 @@ class TrainingWorkflowProps:
 def build_training_workflow(scope: Construct, *, props: TrainingWorkflowProps) -> sfn.IChainable:
     """The whole workflow as one chain (tests render and run it alone):
 
-    start -> validate the config (waiting for files it names) -> train and segment -> report the run
-                      `-> invalid, or files never came, or any step failed: report the failure
+    start -> wait for an earlier run of the dataset group -> validate the config (waiting for files it names)
+      -> create, update or delete the schedule -> new data? -> train and segment -> record the data versions
+      -> report the run
+         `-> scheduled and nothing new: report "no new data"
+      `-> waited too long, invalid, files never came, or any step failed: report the failure
     report: one run-level event and one email (`report_outcome`), then the execution succeeds or fails
     """
     report = report_outcome(
@@ -83,7 +98,17 @@ def build_training_workflow(scope: Construct, *, props: TrainingWorkflowProps) -
     failed = _failure_report(scope).next(report)
     validate = _validate_config(scope, props, failed)
     train = _train_and_segment(scope, props, failed)
-    train.next(_success_report(scope)).next(report)
+    train.next(
+        record_data_versions(
+            scope, state_objects_arn=props.state_objects_arn, then=_success_report(scope).next(report)
+        )
+    )
+    fresh = nothing_new(scope, train=train, skip=_no_new_data_report(scope).next(report))
+    schedule = sync_schedule(scope, target=props.schedules, then=fresh, failed=failed)
+    validate.next(_config_ready(scope, validate, schedule, failed))
+    queue = wait_for_earlier_runs(
+        scope, function=props.run_queue, bus=props.bus, bound=props.queue_wait, then=validate, failed=failed
+    )
     begin = sfn.Pass(
         scope,
         "Begin",
@@ -91,7 +116,26 @@ def build_training_workflow(scope: Construct, *, props: TrainingWorkflowProps) -
         result=sfn.Result.from_object({"Checks": 0}),
         result_path="$.Files",
     )  # the validation loop counts its looks for missing files from here
-    return begin.next(validate).next(_config_ready(scope, validate, train, failed))
+    return begin.next(_note_trigger(scope, then=queue))
+
+
+def _note_trigger(scope: Construct, *, then: sfn.IChainable) -> sfn.Choice:
+    """`$.Trigger`: "schedule" for a run the dataset group's schedule started, "upload" for any other."""
+    upload = sfn.Pass(
+        scope,
+        "UploadTrigger",
+        state_name="Note a run started by an upload",
+        result=sfn.Result.from_string("upload"),
+        result_path="$.Trigger",
+    )
+    # Rules are tried in order: the comparison only ever sees a Trigger that is there.
+    upload.next(then)
+    return (
+        sfn.Choice(scope, "Trigger", state_name="Was the run started by its schedule?")
+        .when(sfn.Condition.not_(sfn.Condition.is_present("$.Trigger")), upload)
+        .when(sfn.Condition.string_equals("$.Trigger", SCHEDULE_TRIGGER), then)
+        .otherwise(upload)
+    )
 
 
 def _validate_config(
@@ -122,9 +166,9 @@ def _validate_config(
 
 
 def _config_ready(
-    scope: Construct, validate: sfn.IChainable, train: sfn.IChainable, failed: sfn.IChainable
+    scope: Construct, validate: sfn.IChainable, go_on: sfn.IChainable, failed: sfn.IChainable
 ) -> sfn.Choice:
-    """Train on a valid, complete config; fail on an invalid one; wait (bounded) for files still missing."""
+    """Go on with a valid, complete config; fail on an invalid one; wait (bounded) for files still missing."""
     reject = sfn.Pass(
         scope,
         "Reject",
@@ -155,7 +199,7 @@ def _config_ready(
     return (
         sfn.Choice(scope, "ConfigReady", state_name="Is the config valid and complete?")
         .when(sfn.Condition.boolean_equals("$.Validation.Valid", False), reject.next(failed))
-        .when(sfn.Condition.is_present("$.Validation.Plan"), train)
+        .when(sfn.Condition.is_present("$.Validation.Plan"), go_on)
         .when(sfn.Condition.number_greater_than_equals("$.Files.Checks", FILE_CHECKS), give_up.next(failed))
         .otherwise(count.next(wait_for_files).next(validate))
     )
@@ -211,6 +255,7 @@ def _run_detail(status: str) -> dict[str, object]:
         ),
         "ConfigKey": sfn.JsonPath.string_at("$.Source.Key"),
         "ExecutionArn": sfn.JsonPath.string_at("$$.Execution.Id"),
+        "Trigger": sfn.JsonPath.string_at("$.Trigger"),
     }
 
 
@@ -222,7 +267,35 @@ def _run_email() -> dict[str, object]:
         ),
         "Started": sfn.JsonPath.string_at("$$.Execution.StartTime"),
         "Execution": sfn.JsonPath.string_at("$$.Execution.Id"),
+        "Trigger": sfn.JsonPath.string_at("$.Trigger"),
     }
+
+
+def _no_new_data_report(scope: Construct) -> sfn.Pass:
+    """A scheduled run on the data the last successful run trained on: SKIPPED, nothing created or billed."""
+    last = sfn.JsonPath.string_at("$.Validation.Data.LastSuccess.ExecutionArn")
+    reason = (
+        "The training files, query files and config are the same object versions as those of the last "
+        "successful run: nothing was created, nothing was billed."
+    )
+    return sfn.Pass(
+        scope,
+        "RunSkipped",
+        state_name="Report no new data",
+        parameters={
+            "Status": "SKIPPED",
+            "Detail": {**_run_detail("SKIPPED"), "Reason": "no new data", "LastSuccessfulRun": last},
+            "Subject": "Contextual targeting: scheduled training run skipped, no new data",
+            "Message": {
+                "Result": "SKIPPED: no new data",
+                "DatasetGroup": sfn.JsonPath.string_at("$.Validation.Plan.Run.DatasetGroupName"),
+                "Reason": reason,
+                "LastSuccessfulRun": last,
+                **_run_email(),
+            },
+        },
+        result_path="$.Report",
+    )
 
 
 def _failure_report(scope: Construct) -> sfn.Pass:

@@ -85,6 +85,7 @@ def test_function_is_arm64_python313_with_measured_memory_and_timeout(template: 
                 "Variables": {
                     "SEGMENTS_BUCKET": {"Ref": Match.string_like_regexp("^Data")},
                     "SEGMENTS_PREFIX": "segments/",
+                    "EXPIRY_TAG": "contextual-targeting-retention=expire",
                 }
             },
         },
@@ -103,9 +104,18 @@ def test_function_reads_only_batch_output_and_writes_only_segments(template: Tem
         {"Action": "s3:GetObject", "Effect": "Allow", "Resource": {"Fn::Join": ["", [arn, "/batch/*"]]}},
         {
             "Action": "s3:ListBucket",
-            "Condition": {"StringLike": {"s3:prefix": ["batch/*"]}},
+            "Condition": {"StringLike": {"s3:prefix": ["batch/*", "segments/*"]}},
             "Effect": "Allow",
             "Resource": arn,
+        },
+        # Superseded runs' files are tagged for expiry (retention.py); the tags are all it may change there.
+        {
+            "Action": ["s3:GetObjectTagging", "s3:PutObjectTagging"],
+            "Effect": "Allow",
+            "Resource": [
+                {"Fn::Join": ["", [arn, "/batch/*"]]},
+                {"Fn::Join": ["", [arn, "/segments/*"]]},
+            ],
         },
         {
             "Action": ["s3:AbortMultipartUpload", "s3:PutObject"],

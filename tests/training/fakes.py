@@ -4,6 +4,7 @@ virtual durations, an in-memory S3 the real config validator reads, recorders fo
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import io
 import json
@@ -14,7 +15,8 @@ from datetime import UTC, datetime, timedelta
 from types import ModuleType
 from typing import Any
 
-from tests.helpers import REPO
+from contextual_targeting.contracts.layout import TRAINING_STATE_PREFIX
+from tests.helpers import REPO, load_lambda
 from tests.sfn_local import AwsError, TaskCall
 
 DEMO = REPO / "data" / "personalize"
@@ -73,7 +75,8 @@ class _InvalidRangeError(Exception):
 
 
 class MemoryS3:
-    """get_object over a dict; `arrivals` makes keys appear only from a virtual time on."""
+    """get_object over a dict; `arrivals` makes keys appear only from a virtual time on; `put` makes a new
+    object version (every object starts at version `v1`)."""
 
     def __init__(self, objects: Mapping[str, bytes], arrivals: Mapping[str, float] | None = None) -> None:
         self.objects = dict(objects)
@@ -81,6 +84,17 @@ class MemoryS3:
         self.now = 0.0
         self.ranges: list[tuple[str, str | None]] = []
         self.versions: dict[str, str | None] = {}
+        self.version_numbers: dict[str, int] = dict.fromkeys(self.objects, 1)
+
+    def put(self, key: str, body: bytes) -> str:
+        """Store a new version of `key`; returns its version id."""
+        self.objects[key] = body
+        self.version_numbers[key] = self.version_numbers.get(key, 0) + 1
+        return self.version_id(key)
+
+    def version_id(self, key: str) -> str:
+        """The current version id of a key."""
+        return f"v{self.version_numbers.get(key, 1)}"
 
     def get_object(self, **kwargs: Any) -> dict[str, Any]:
         key = kwargs["Key"]
@@ -94,7 +108,7 @@ class MemoryS3:
         if kwargs.get("Range"):
             last = int(kwargs["Range"].split("-")[1])
             body = body[: last + 1]
-        return {"Body": io.BytesIO(body)}
+        return {"Body": io.BytesIO(body), "VersionId": self.version_id(key)}
 
 
 @dataclass
@@ -115,6 +129,73 @@ class Resource:
     @property
     def completes_at(self) -> float:
         return self.created_at + self.duration
+
+
+@dataclass
+class EarlierRun:
+    """Another training run of the same dataset group, RUNNING until `until` (virtual seconds of this run)."""
+
+    arn: str
+    until: float
+    started: str = "2025-12-31T23:00:00+00:00"
+
+
+class FakeScheduler:
+    """EventBridge Scheduler: schedules by (group, name), answered as the API does (PascalCase members)."""
+
+    def __init__(self) -> None:
+        self.schedules: dict[tuple[str, str], dict[str, Any]] = {}
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.refuse: str | None = None
+        """A ValidationException message for every create and update (an expression Scheduler refuses)."""
+
+    def handlers(self) -> dict[str, Callable[[TaskCall], Any]]:
+        """Handlers for the four Scheduler SDK tasks."""
+        return {
+            f"aws-sdk:scheduler:{action}": self._handler(action)
+            for action in ("getSchedule", "createSchedule", "updateSchedule", "deleteSchedule")
+        }
+
+    def put(self, request: Mapping[str, Any]) -> None:
+        """A schedule as if a previous run had created it."""
+        self.schedules[(request.get("GroupName", "default"), request["Name"])] = dict(request)
+
+    def get(self, name: str) -> dict[str, Any] | None:
+        """The schedule of that name in any group."""
+        return next((s for (_, n), s in self.schedules.items() if n == name), None)
+
+    def actions(self) -> list[str]:
+        """The Scheduler actions called, in order."""
+        return [action for action, _ in self.calls]
+
+    def _handler(self, action: str) -> Callable[[TaskCall], Any]:
+        def handle(call: TaskCall) -> Any:
+            request = call.parameters
+            self.calls.append((action, request))
+            key = (request.get("GroupName", "default"), request["Name"])
+            found = self.schedules.get(key)
+            if action in ("createSchedule", "updateSchedule") and self.refuse:
+                raise AwsError("Scheduler.ValidationException", self.refuse)
+            if action == "createSchedule":
+                if found is not None:
+                    raise AwsError("Scheduler.ConflictException", f"Schedule {key[1]} already exists.")
+                self.schedules[key] = dict(request)
+                return {
+                    "ScheduleArn": f"arn:aws:scheduler:eu-central-1:123456789012:schedule/{key[0]}/{key[1]}"
+                }
+            if found is None:
+                raise AwsError("Scheduler.ResourceNotFoundException", f"Schedule {key[1]} does not exist.")
+            if action == "getSchedule":
+                return {**copy.deepcopy(found), "Arn": f"arn:aws:scheduler:::schedule/{key[0]}/{key[1]}"}
+            if action == "updateSchedule":
+                self.schedules[key] = dict(request)
+                return {
+                    "ScheduleArn": f"arn:aws:scheduler:eu-central-1:123456789012:schedule/{key[0]}/{key[1]}"
+                }
+            del self.schedules[key]
+            return {}
+
+        return handle
 
 
 @dataclass
@@ -140,14 +221,24 @@ class FakeAws:
     events: list[dict[str, Any]] = field(default_factory=list)
     emails: list[dict[str, Any]] = field(default_factory=list)
     validations: list[float] = field(default_factory=list)
+    scheduler: FakeScheduler = field(default_factory=FakeScheduler)
+    earlier_runs: list[EarlierRun] = field(default_factory=list)
+    """Other runs of the dataset group that started before this one."""
+    queue_looks: list[float] = field(default_factory=list)
+    refuse_record: bool = False
+    """The data-versions record cannot be written (S3 answers AccessDenied)."""
 
     def handlers(self) -> dict[str, Callable[[TaskCall], Any]]:
         """Handlers for `run_workflow`, by resource short form and state name."""
         handlers: dict[str, Callable[[TaskCall], Any]] = {
             "Validate config": self._validate,
+            "Look for an earlier run of the dataset group": self._look_for_earlier_runs,
+            "Look again for the earlier run": self._look_for_earlier_runs,
             "events:putEvents": self._put_events,
             "sns:publish": self._publish,
             "aws-sdk:personalize:createSchema": self._create_schema,
+            "aws-sdk:s3:putObject": self._put_object,
+            **self.scheduler.handlers(),
         }
         for kind in DURATIONS:
             handlers[f"aws-sdk:personalize:create{kind}"] = self._creator(kind)
@@ -243,7 +334,9 @@ class FakeAws:
     # ---- the rest
 
     def _validate(self, call: TaskCall) -> dict[str, Any]:
+        """What the validator Lambda's handler does (`lambda/training/validate_config/handler.py`)."""
         module = load_validator()
+        versions = load_lambda("training/validate_config", "data_versions")
         self.validations.append(call.now)
         self.s3.now = call.now
         target = module.Target(
@@ -253,14 +346,38 @@ class FakeAws:
             bucket=call.parameters["Bucket"],
             role_arn=ROLE_ARN,
         )
+        reads = versions.RecordingS3(self.s3)
         result: dict[str, Any] = module.validate_upload(
-            self.s3,
+            reads,
             target,
             call.parameters["Key"],
             call.parameters["StartTime"],
             call.parameters["Source"].get("VersionId"),
         )
+        if "Plan" in result:
+            key = versions.state_key(TRAINING_STATE_PREFIX, result["DatasetGroupName"])
+            result["Data"] = versions.data_state(self.s3, reads.read, call.parameters["Bucket"], key)
         return result
+
+    def _look_for_earlier_runs(self, call: TaskCall) -> dict[str, Any]:
+        """The run-queue Lambda: the earlier runs still RUNNING at this call's virtual time."""
+        self.queue_looks.append(call.now)
+        running = [r for r in self.earlier_runs if r.until > call.now]
+        group = call.parameters["Key"].split("/")[1]
+        return {
+            "Proceed": not running,
+            "Ahead": len(running),
+            "HeldBy": running[0].arn if running else "",
+            "HeldSince": running[0].started if running else "",
+            "DatasetGroupName": group,
+        }
+
+    def _put_object(self, call: TaskCall) -> dict[str, Any]:
+        if self.refuse_record:
+            raise AwsError("S3.S3Exception", "Access Denied (Service: S3, Status Code: 403)")
+        body = call.parameters["Body"]
+        version = self.s3.put(call.parameters["Key"], body.encode() if isinstance(body, str) else body)
+        return {"VersionId": version, "ETag": '"etag"'}
 
     def _put_events(self, call: TaskCall) -> dict[str, Any]:
         for entry in call.parameters["Entries"]:
@@ -303,3 +420,8 @@ def _iso(seconds: float) -> str:
 def upload_input(key: str = CONFIG_KEY, version: str = "v1") -> dict[str, Any]:
     """Execution input as the dispatcher (`object_trigger.OncePerObjectVersion`) starts the run with."""
     return {"Source": {"Bucket": BUCKET, "Key": key, "VersionId": version, "ETag": "etag-1", "Size": 3215}}
+
+
+def scheduled_input(key: str = CONFIG_KEY) -> dict[str, Any]:
+    """Execution input as the dataset group's schedule starts the run with (the plan's `Schedule.Input`)."""
+    return {"Source": {"Bucket": BUCKET, "Key": key}, "Trigger": "schedule"}

@@ -101,6 +101,22 @@ BAD_CONFIGS: dict[str, dict[str, Any]] = {
         _set("solutions.0.batchSegmentJobs.0.serviceConfig.filterArn", "arn:aws:s3:::bucket")
     ),
     "not an object": [],  # type: ignore[dict-item]
+    "a schedule without an expression": _edit(_set("schedule", {"timezone": "UTC"})),
+    "a schedule with an unknown key": _edit(
+        _set("schedule", {"expression": "rate(7 days)", "enabled": True})
+    ),
+    "a schedule expression that is no Scheduler expression": _edit(
+        _set("schedule", {"expression": "every monday"})
+    ),
+    "a cron expression with five fields": _edit(_set("schedule", {"expression": "cron(0 3 * * MON)"})),
+    "a schedule more often than daily": _edit(_set("schedule", {"expression": "rate(12 hours)"})),
+    "a cron schedule every 15 minutes": _edit(_set("schedule", {"expression": "cron(0/15 * * * ? *)"})),
+    "allowMoreOftenThanDaily as a string": _edit(
+        _set("schedule", {"expression": "rate(1 day)", "allowMoreOftenThanDaily": "yes"})
+    ),
+    "a time zone with spaces": _edit(
+        _set("schedule", {"expression": "rate(7 days)", "timezone": "Central European Time"})
+    ),
 }
 
 GOOD_CONFIGS: dict[str, dict[str, Any]] = {
@@ -115,6 +131,13 @@ GOOD_CONFIGS: dict[str, dict[str, Any]] = {
             c["solutions"][0].update(solutionVersion={"serviceConfig": {"trainingMode": "FULL"}}),
         )
     ),
+    "a weekly schedule in Berlin time": _edit(
+        _set("schedule", {"expression": "cron(0 3 ? * MON *)", "timezone": "Europe/Berlin"})
+    ),
+    "an hourly schedule, explicitly allowed": _edit(
+        _set("schedule", {"expression": "rate(1 hour)", "allowMoreOftenThanDaily": True})
+    ),
+    "a one-time schedule": _edit(_set("schedule", {"expression": "at(2027-01-04T03:00:00)"})),
 }
 
 
@@ -525,6 +548,7 @@ def bucket() -> Iterator[str]:
 
 def _handler_module(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     monkeypatch.setenv("PERSONALIZE_ROLE_ARN", ROLE_ARN)
+    monkeypatch.setenv("TRAINING_STATE_PREFIX", "state/training/")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-central-1")
     monkeypatch.syspath_prepend(str(REPO / "lambda" / "training" / "validate_config"))
     spec = importlib.util.spec_from_file_location(

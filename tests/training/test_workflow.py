@@ -277,7 +277,8 @@ def test_a_manual_rerun_with_the_same_input_runs_again(definition: dict[str, Any
     second = _run(definition, fake, start=START + timedelta(hours=1))
     # THEN it is a full second run: validated again, fresh per-run resources, its own email
     assert first.status == second.status == "SUCCEEDED", second.summary()
-    assert second.states_entered()[:2] == ["Start the training run", "Validate config"]
+    assert second.states_entered()[0] == "Start the training run"
+    assert "Validate config" in second.states_entered()
     assert len(fake.validations) == 2
     rerun = [kind for kind, _ in fake.creates[creates:]]
     assert [rerun.count(k) for k in ("DatasetImportJob", "SolutionVersion", "BatchSegmentJob")] == [3, 1, 1]

@@ -24,7 +24,12 @@ from constructs import Construct
 from contextual_targeting.common.nag import acknowledge, objects_finding, resource_finding
 from contextual_targeting.common.workflow_kit import logged_state_machine, python_function
 from contextual_targeting.contracts.events import EVENT_SOURCE, SEGMENT_READY
-from contextual_targeting.contracts.layout import SEGMENTS_PREFIX, TRAIN_PREFIX
+from contextual_targeting.contracts.layout import (
+    EXPIRY_TAG_KEY,
+    EXPIRY_TAG_VALUE,
+    SEGMENTS_PREFIX,
+    TRAIN_PREFIX,
+)
 from contextual_targeting.destinations.customer_profiles.workflow import (
     ProfilesTarget,
     WorkflowFunctions,
@@ -117,6 +122,8 @@ class CustomerProfilesSegmentImporter(Construct):
                 "ID_COLUMN": props.id_column,
                 "EMAIL_COLUMN": props.email_column,
                 "PHONE_COLUMN": props.phone_column,
+                # Run files left behind by an execution that timed out expire with the bucket's lifecycle.
+                "EXPIRY_TAG": f"{EXPIRY_TAG_KEY}={EXPIRY_TAG_VALUE}",
             },
         )
         bucket.grant_read(upload_file, f"{SEGMENTS_PREFIX}*")

@@ -599,7 +599,9 @@ def upload_workflow(
         iam_action="s3:PutObject",
         iam_resources=[state_objects_arn],
         additional_iam_statements=[
-            iam.PolicyStatement(actions=["s3:GetObject"], resources=[state_objects_arn])
+            iam.PolicyStatement(actions=["s3:GetObject"], resources=[state_objects_arn]),
+            # REPLACE with no tags: the member list must not inherit the run file's expiry tag.
+            iam.PolicyStatement(actions=["s3:PutObjectTagging"], resources=[state_objects_arn]),
         ],
         parameters={
             "Bucket": sfn.JsonPath.string_at("$.Upload.Bucket"),
@@ -609,6 +611,8 @@ def upload_workflow(
                 sfn.JsonPath.string_at("$.Upload.PendingKey"),
             ),
             "Key": sfn.JsonPath.string_at("$.Upload.MembersKey"),
+            # The run file carries the expiry tag; the next run's member list must never expire.
+            "TaggingDirective": "REPLACE",
         },
         result_path=sfn.JsonPath.DISCARD,
     )

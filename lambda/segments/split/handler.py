@@ -2,7 +2,8 @@
 
 Input (from the workflow): {"JobArn", "JobName", "DatasetGroupName", "OutputUri"}.
 Output: a summary of at most 10 small entries; user ids never leave S3.
-Environment: SEGMENTS_BUCKET (where segments go), SEGMENTS_PREFIX (default `segments/`).
+Environment: SEGMENTS_BUCKET (where segments go), SEGMENTS_PREFIX (default `segments/`), EXPIRY_TAG
+(`key=value` put on the job's earlier runs' files once this run is split; none: nothing is tagged).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import os
 from typing import Any
 
 import boto3
+from retention import supersede_earlier_runs
 from run_log import logged, put_metrics
 from segment_store import JobInfo, process_job
 
@@ -19,11 +21,12 @@ from segment_store import JobInfo, process_job
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Parse the workflow's input and split the job's output."""
     job = JobInfo.from_event(event)
-    result = process_job(
-        boto3.client("s3"),
-        job,
-        bucket=os.environ["SEGMENTS_BUCKET"],
-        prefix=os.environ.get("SEGMENTS_PREFIX", "segments/"),
+    s3 = boto3.client("s3")
+    bucket = os.environ["SEGMENTS_BUCKET"]
+    prefix = os.environ.get("SEGMENTS_PREFIX", "segments/")
+    result = process_job(s3, job, bucket=bucket, prefix=prefix)
+    result["Superseded"] = supersede_earlier_runs(
+        s3, job, segments_bucket=bucket, segments_prefix=prefix, tag=os.environ.get("EXPIRY_TAG")
     )
     emit_segment_metrics(result, job.dataset_group_name)
     return result

@@ -34,13 +34,16 @@ class ObjectWriter:
         *,
         content_type: str = "text/csv",
         part_size: int | None = None,
+        tagging: str | None = None,
     ) -> None:
+        """`tagging`: the object's tags as URL query text (`key=value`), e.g. for a lifecycle rule."""
         self.key = key
         self.size = 0
         self._s3 = s3
         self._bucket = bucket
         self._content_type = content_type
         self._part_size = part_size or PART_SIZE
+        self._extra = {"Tagging": tagging} if tagging else {}
         self._buffer = bytearray()
         self._spool: IO[bytes] | None = None
         self._upload_id: str | None = None
@@ -64,7 +67,11 @@ class ObjectWriter:
             raise ValueError("the object has no key yet")
         if self._upload_id is None and self._spool is None:
             self._s3.put_object(
-                Bucket=self._bucket, Key=self.key, Body=bytes(self._buffer), ContentType=self._content_type
+                Bucket=self._bucket,
+                Key=self.key,
+                Body=bytes(self._buffer),
+                ContentType=self._content_type,
+                **self._extra,
             )
         else:
             self._send(final=True)
@@ -91,7 +98,7 @@ class ObjectWriter:
             return
         if self._upload_id is None:
             created = self._s3.create_multipart_upload(
-                Bucket=self._bucket, Key=self.key, ContentType=self._content_type
+                Bucket=self._bucket, Key=self.key, ContentType=self._content_type, **self._extra
             )
             self._upload_id = created["UploadId"]
         if self._spool is not None:

@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import re
+import zoneinfo
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -209,8 +210,10 @@ def _avro_schema(report: Report, where: str, schema: Any) -> None:
 def check_structure(config: Any) -> Report:
     """Structural rules of the config format (what the published JSON Schema states, and nothing more)."""
     report = Report()
-    if not _keys(report, "config", config, ("datasetGroup", "datasets", "solutions")):
+    if not _keys(report, "config", config, ("datasetGroup", "datasets", "solutions"), ("schedule",)):
         return report
+    if "schedule" in config:
+        check_schedule_structure(report, config["schedule"])
     group = config.get("datasetGroup")
     if _keys(report, "datasetGroup", group, ("serviceConfig",)):
         service = group.get("serviceConfig")
@@ -318,6 +321,8 @@ def check_structure(config: Any) -> Report:
 
 def check_semantics(config: Mapping[str, Any], report: Report) -> None:
     """Rules across the config: unique names, required and categorical fields (well-formed config only)."""
+    if "schedule" in config:
+        check_schedule_meaning(report, config["schedule"])
     datasets = config["datasets"]
     for part in ("dataset", "schema"):
         names = [entry[part]["serviceConfig"]["name"] for entry in datasets.values()]
@@ -351,6 +356,172 @@ def _nullable(field_spec: Mapping[str, Any]) -> bool:
     """A union with "null" may be absent from the CSV."""
     kind = field_spec.get("type")
     return isinstance(kind, list) and "null" in kind
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Schedule (optional `schedule` block: EventBridge Scheduler retrains the dataset group)
+
+# The published JSON Schema carries these two patterns verbatim (a test compares them): the structure of an
+# EventBridge Scheduler expression, and the expressions that fire at most once a day.
+SCHEDULE_EXPRESSION_PATTERN = (
+    r"^(rate\([1-9][0-9]{0,8} (minutes?|hours?|days?)\)"
+    r"|cron\([^ ()]+ [^ ()]+ [^ ()]+ [^ ()]+ [^ ()]+ [^ ()]+\)"
+    r"|at\([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\))$"
+)
+AT_MOST_DAILY_PATTERN = (
+    r"^(rate\(([1-9][0-9]{0,8} days?"
+    r"|(2[4-9]|[3-9][0-9]|[1-9][0-9]{2,8}) hours"
+    r"|(14[4-9][0-9]|1[5-9][0-9]{2}|[2-9][0-9]{3}|[1-9][0-9]{4,8}) minutes)\)"
+    r"|cron\([0-9]{1,2} [0-9]{1,2} [^()]+\)"
+    r"|at\(.+\))$"
+)
+TIMEZONE_PATTERN = r"^[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*$"
+SCHEDULE_EXPRESSION = re.compile(SCHEDULE_EXPRESSION_PATTERN)
+AT_MOST_DAILY = re.compile(AT_MOST_DAILY_PATTERN)
+TIMEZONE = re.compile(TIMEZONE_PATTERN)
+SCHEDULE_EXPRESSION_MAX = 256
+TIMEZONE_MAX = 50
+DEFAULT_TIMEZONE = "UTC"
+SCHEDULE_TRIGGER = "schedule"
+_RATE = re.compile(r"^rate\((?P<value>[0-9]+) (?P<unit>[a-z]+)\)$")
+_MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
+_WEEKDAYS = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")
+# Cron fields of EventBridge Scheduler: (name, lowest, highest, names for the values from `lowest` on).
+_CRON_FIELDS: tuple[tuple[str, int, int, tuple[str, ...]], ...] = (
+    ("minutes", 0, 59, ()),
+    ("hours", 0, 23, ()),
+    ("day-of-month", 1, 31, ()),
+    ("month", 1, 12, _MONTHS),
+    ("day-of-week", 1, 7, _WEEKDAYS),
+    ("year", 1970, 2199, ()),
+)
+
+
+def check_schedule_structure(report: Report, schedule: Any) -> None:
+    """The `schedule` block's shape, as the JSON Schema states it (the expression's details: see meaning)."""
+    where = "schedule"
+    if not _keys(report, where, schedule, ("expression",), ("timezone", "allowMoreOftenThanDaily")):
+        return
+    expression = schedule.get("expression")
+    well_formed = (
+        isinstance(expression, str)
+        and len(expression) <= SCHEDULE_EXPRESSION_MAX
+        and SCHEDULE_EXPRESSION.fullmatch(expression) is not None
+    )
+    if not well_formed:
+        report.error(
+            f"{where}.expression",
+            "must be an EventBridge Scheduler expression: rate(<value> <unit>), cron(<6 fields>) or "
+            "at(yyyy-mm-ddThh:mm:ss), e.g. rate(7 days) or cron(0 3 ? * MON *)",
+        )
+    allow = schedule.get("allowMoreOftenThanDaily", False)
+    if not isinstance(allow, bool):
+        report.error(f"{where}.allowMoreOftenThanDaily", "must be true or false")
+    elif well_formed and not allow and not AT_MOST_DAILY.fullmatch(expression):
+        report.error(
+            f"{where}.expression",
+            f"'{expression}' can start a run more often than once a day, and every run bills Personalize "
+            "training hours: use at least rate(1 day) (cron: one minute and one hour value), or set "
+            '"allowMoreOftenThanDaily": true',
+        )
+    if "timezone" in schedule:
+        zone = schedule["timezone"]
+        if not isinstance(zone, str) or not 1 <= len(zone) <= TIMEZONE_MAX or not TIMEZONE.fullmatch(zone):
+            report.error(f"{where}.timezone", "must be an IANA time zone name, e.g. Europe/Berlin")
+
+
+def check_schedule_meaning(report: Report, schedule: Mapping[str, Any]) -> None:
+    """What the pattern cannot say: rate units, cron field values, at() dates, a time zone that exists."""
+    expression = str(schedule["expression"])
+    where = "schedule.expression"
+    if expression.startswith("rate("):
+        match = _RATE.fullmatch(expression)
+        assert match is not None  # the structure check passed
+        value, unit = int(match["value"]), match["unit"]
+        if (value == 1) != (not unit.endswith("s")):
+            expected = unit.rstrip("s") if value == 1 else unit + ("" if unit.endswith("s") else "s")
+            report.error(where, f"'{expression}': write rate({value} {expected}) (singular only for 1)")
+    elif expression.startswith("cron("):
+        for problem in _cron_problems(expression[len("cron(") : -1].split(" ")):
+            report.error(where, f"'{expression}': {problem}")
+    else:
+        try:
+            datetime.strptime(expression[len("at(") : -1], "%Y-%m-%dT%H:%M:%S")
+        except ValueError:
+            report.error(where, f"'{expression}' is not a valid date and time")
+    zone = schedule.get("timezone")
+    if zone is not None and not known_timezone(str(zone)):
+        report.error("schedule.timezone", f"'{zone}' is not an IANA time zone name (e.g. Europe/Berlin, UTC)")
+
+
+def known_timezone(name: str) -> bool:
+    """Whether the IANA time zone database knows the name.
+
+    Without a time zone database on the machine (zoneinfo finds none), the name is accepted as written and
+    EventBridge Scheduler checks it when the workflow creates the schedule (the run then fails naming it).
+    """
+    zones = zoneinfo.available_timezones()
+    return name in zones if zones else TIMEZONE.fullmatch(name) is not None
+
+
+def _cron_problems(fields: list[str]) -> list[str]:
+    """Each cron field against EventBridge Scheduler's rules; day-of-month or day-of-week must be `?`."""
+    problems = []
+    for text, (name, low, high, names) in zip(fields, _CRON_FIELDS, strict=True):
+        if not _cron_field_ok(text, name, low, high, names):
+            problems.append(f"the {name} field '{text}' is not valid (values {low}-{high})")
+    day_of_month, day_of_week = fields[2], fields[4]
+    if (day_of_month == "?") == (day_of_week == "?"):
+        problems.append("exactly one of day-of-month and day-of-week must be '?'")
+    return problems
+
+
+def _cron_field_ok(text: str, name: str, low: int, high: int, names: tuple[str, ...]) -> bool:
+    """One cron field: `*`, `?` (day fields), values, ranges, lists, steps, and L/W/# where allowed."""
+    if text == "?":
+        return name in ("day-of-month", "day-of-week")
+    if name == "day-of-month" and re.fullmatch(r"L|LW|L-[0-9]{1,2}|[0-9]{1,2}W", text):
+        return all(low <= int(n) <= high for n in re.findall(r"[0-9]+", text))
+    if name == "day-of-week" and re.fullmatch(r"[1-7A-Za-z]{1,3}(L|#[1-5])", text):
+        return _cron_value(re.split(r"L|#", text)[0], low, high, names) is not None
+
+    def item_ok(item: str) -> bool:
+        base, slash, step = item.partition("/")
+        if slash and not (step.isdigit() and 1 <= int(step) <= high):
+            return False
+        if base == "*":
+            return True
+        first, dash, last = base.partition("-")
+        start = _cron_value(first, low, high, names)
+        end = _cron_value(last, low, high, names) if dash else start
+        return start is not None and end is not None and start <= end
+
+    return all(item_ok(item) for item in text.split(","))
+
+
+def _cron_value(text: str, low: int, high: int, names: tuple[str, ...]) -> int | None:
+    """A cron value as a number (names like MON or JAN allowed), or None when it is out of range."""
+    if text.upper() in names:
+        return low + names.index(text.upper())
+    if text.isdigit() and low <= int(text) <= high:
+        return int(text)
+    return None
+
+
+def schedule_plan(config: Mapping[str, Any], bucket: str, key: str) -> dict[str, Any]:
+    """The schedule the workflow creates or updates: named after the dataset group, starting a run on the
+    config's latest version (the execution input has no VersionId) marked as scheduled."""
+    schedule = config["schedule"]
+    group = config["datasetGroup"]["serviceConfig"]["name"]
+    run_input = {"Source": {"Bucket": bucket, "Key": key}, "Trigger": SCHEDULE_TRIGGER}
+    return {
+        "Name": group,
+        "Expression": schedule["expression"],
+        "Timezone": schedule.get("timezone", DEFAULT_TIMEZONE),
+        # Compact and key-sorted: the workflow compares it with the schedule's current input as a string.
+        "Input": json.dumps(run_input, separators=(",", ":"), sort_keys=True),
+        "Description": f"Retrains dataset group {group} from s3://{bucket}/{key}"[:512],
+    }
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -664,6 +835,8 @@ def validate_upload(
 
     if not report.errors and not report.missing:
         plan = build_plan(config, target, start_time)
+        if "schedule" in config:
+            plan["Schedule"] = schedule_plan(config, target.bucket, key)
         result = _result(key, report, group_name, plan)
         if _json_size(result) <= RESULT_BYTES:
             return result

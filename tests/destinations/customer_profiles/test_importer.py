@@ -154,6 +154,7 @@ def test_s3_access_stays_on_the_prefixes(template: Template) -> None:
         "s3:DeleteObject",
         "s3:GetObject",
         "s3:PutObject",
+        "s3:PutObjectTagging",
     ]
     for statement in machine:
         assert all("/destinations/customer-profiles/*" in r for r in resources(statement))

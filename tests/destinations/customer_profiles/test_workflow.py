@@ -107,7 +107,10 @@ def s3_handlers(client: Any) -> dict[str, Callable[[TaskCall], Any]]:
         p = call.parameters
         source_bucket, _, source_key = p["CopySource"].partition("/")
         client.copy_object(
-            Bucket=p["Bucket"], Key=p["Key"], CopySource={"Bucket": source_bucket, "Key": source_key}
+            Bucket=p["Bucket"],
+            Key=p["Key"],
+            CopySource={"Bucket": source_bucket, "Key": source_key},
+            TaggingDirective=p.get("TaggingDirective", "COPY"),
         )
         return {"CopyObjectResult": {}}
 

@@ -41,10 +41,13 @@ def build_upload(
     state_prefix: str,
     contacts_key: str,
     columns: ContactColumns,
+    tagging: str | None = None,
 ) -> dict[str, Any]:
     """Write `runs/<run>/upload.csv` and `runs/<run>/members.csv` under the segment's state folder.
 
     Nothing is written when no current member has contact data: the workflow then rejects the segment.
+    `tagging` marks both run files for the bucket's lifecycle (the workflow deletes them, but an execution
+    that times out or is aborted cannot); the member list they become is copied without tags.
     """
     bucket, dataset_group = event["Bucket"], event["DatasetGroupName"]
     slug = segment_slug(event["Key"])
@@ -61,8 +64,8 @@ def build_upload(
     users = read_segment(text_lines(s3, bucket, event["Key"]), stats)
     dropped = dropped_members(_previous_members(s3, bucket, keys["MembersKey"]), users, stats)
     contacts = contacts_key.format(dataset_group=dataset_group)
-    upload = ObjectWriter(s3, bucket, keys["UploadKey"])
-    members = ObjectWriter(s3, bucket, keys["PendingKey"])
+    upload = ObjectWriter(s3, bucket, keys["UploadKey"], tagging=tagging)
+    members = ObjectWriter(s3, bucket, keys["PendingKey"], tagging=tagging)
 
     def keep_member(row: tuple[str, ...]) -> None:
         # The next run's previous members: only users uploaded as `true`.
@@ -129,6 +132,7 @@ def handler(event: dict[str, Any], _context: Any) -> dict[str, Any]:
             email=os.environ.get("EMAIL_COLUMN", "E_MAIL"),
             phone=os.environ.get("PHONE_COLUMN", ""),
         ),
+        tagging=os.environ.get("EXPIRY_TAG") or None,
     )
     put_metrics(
         {"UsersWithoutContact": result["UsersWithoutContact"]},
