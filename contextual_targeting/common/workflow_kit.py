@@ -308,6 +308,12 @@ def python_function(
         log_group=log_group,
         layers=[shared_code_layer(scope)] if uses_shared_code(component) else None,
     )
+    acknowledge(
+        function,
+        "L1",
+        "The runtime is pinned project-wide in LAMBDA_RUNTIME (python3.13, boto3 included), the one the "
+        "handlers are tested on; raising it is a project decision, not one function's.",
+    )
     assert function.role is not None
     acknowledge(
         function.role,

@@ -134,13 +134,6 @@ class CustomerProfilesSegmentImporter(Construct):
         send.add_to_role_policy(
             iam.PolicyStatement(actions=["profile:GetUploadJobPath"], resources=[self.domain_arn])
         )
-        for function in (gate, upload_file, send):
-            acknowledge(
-                function,
-                "L1",
-                "The runtime is pinned project-wide in workflow_kit.LAMBDA_RUNTIME (python3.13, boto3 "
-                "included); raising it is a project decision, not this component's.",
-            )
         read_write_findings = ["Action::s3:GetBucket*", "Action::s3:GetObject*", "Action::s3:List*"]
         assert upload_file.role is not None
         acknowledge(

@@ -163,13 +163,6 @@ class PinpointSegmentImporter(Construct):
         )
         bucket.grant_read(inspect, f"{props.import_prefix}*")
         assert inspect.role is not None
-        for function in (join, inspect):
-            acknowledge(
-                function,
-                "L1",
-                "The runtime is pinned project-wide in workflow_kit.LAMBDA_RUNTIME (python3.13, boto3 "
-                "included); raising it is a project decision, not this component's.",
-            )
         acknowledge(
             inspect.role,
             "IAM5",
