@@ -56,55 +56,6 @@ def backoff_schedule(bound: cdk.Duration, *, first: int = 15, cap: int = 300) ->
     return waits
 
 
-def poll_job(
-    scope: Construct,
-    noun: str,
-    *,
-    check: sfn.TaskStateBase,
-    schedule: Sequence[int],
-    outcomes: Sequence[tuple[sfn.Condition, sfn.IChainable]],
-    gave_up: sfn.IChainable,
-) -> sfn.Chain:
-    """Wait, `check`, back off along `schedule` until one of `outcomes` holds; `gave_up` after the last check.
-
-    The schedule travels in the state (`$.Poll`), so the loop costs four transitions a check whatever its
-    length, and a job that never ends is bounded by `sum(schedule)` seconds of waiting.
-    """
-    start = sfn.Pass(
-        scope,
-        f"Start polling {noun}",
-        state_name=f"Start waiting for the {noun}",
-        parameters={"Schedule": list(schedule), "Attempt": 0, "Seconds": schedule[0]},
-        result_path="$.Poll",
-    )
-    wait = sfn.Wait(
-        scope,
-        f"Wait for {noun}",
-        state_name=f"Wait for the {noun}",
-        time=sfn.WaitTime.seconds_path("$.Poll.Seconds"),
-    )
-    next_attempt = sfn.JsonPath.math_add(sfn.JsonPath.number_at("$.Poll.Attempt"), 1)
-    back_off = sfn.Pass(
-        scope,
-        f"Back off {noun}",
-        state_name=f"Back off before checking the {noun} again",
-        parameters={
-            "Schedule": sfn.JsonPath.list_at("$.Poll.Schedule"),
-            "Attempt": next_attempt,
-            "Seconds": sfn.JsonPath.array_get_item(
-                sfn.JsonPath.list_at("$.Poll.Schedule"), cdk.Token.as_number(next_attempt)
-            ),
-        },
-        result_path="$.Poll",
-    )
-    done = sfn.Choice(scope, f"Is {noun} done", state_name=f"Is the {noun} done?")
-    for condition, outcome in outcomes:
-        done.when(condition, outcome)
-    done.when(sfn.Condition.number_greater_than_equals("$.Poll.Attempt", len(schedule) - 1), gave_up)
-    done.otherwise(back_off.next(wait))
-    return start.next(wait).next(check).next(done)
-
-
 def put_event(
     scope: Construct,
     construct_id: str,
@@ -156,60 +107,6 @@ def notify(
         task, ["SNS.ThrottledException", "SNS.InternalErrorException", "SNS.KmsThrottlingException"]
     )
     return task
-
-
-def report_outcome(
-    scope: Construct,
-    noun: str,
-    *,
-    bus: events.IEventBus,
-    topic: sns.ITopic,
-    detail_type: str,
-    detail_keys: Sequence[str],
-    subject: str,
-    quiet: sfn.Condition | None = None,
-) -> sfn.Chain:
-    """The tail every outcome of a destination goes through: the report in `$.Report` becomes an event and
-    an email (skipped when `quiet` holds), then the execution fails when its `Status` is FAILED (with
-    `Error` and `FailureReason`) or succeeds with the report as output."""
-    publish = put_event(
-        scope,
-        f"Publish {noun}",
-        state_name=f"Publish the {noun} outcome",
-        bus=bus,
-        detail_type=detail_type,
-        detail={key: sfn.JsonPath.string_at(f"$.Report.{key}") for key in detail_keys},
-    )
-    email = notify(
-        scope,
-        f"Email {noun}",
-        state_name=f"Email the {noun} outcome",
-        topic=topic,
-        subject=subject,
-        message=sfn.TaskInput.from_json_path_at("$.Report.Message"),
-    )
-    failed = sfn.Fail(
-        scope,
-        f"{noun} failed",
-        state_name=f"The {noun} failed",
-        error_path="$.Report.Error",
-        cause_path="$.Report.FailureReason",
-    )
-    done = sfn.Succeed(scope, f"{noun} done", state_name=f"The {noun} is done", output_path="$.Report")
-    verdict = (
-        sfn.Choice(scope, f"Did {noun} fail", state_name=f"Did the {noun} fail?")
-        .when(sfn.Condition.string_equals("$.Report.Status", "FAILED"), failed)
-        .otherwise(done)
-    )
-    email.next(verdict)
-    if quiet is None:
-        return publish.next(email)
-    worth_an_email = (
-        sfn.Choice(scope, f"Email {noun}?", state_name=f"Is the {noun} outcome worth an email?")
-        .when(quiet, verdict)
-        .otherwise(email)
-    )
-    return publish.next(worth_an_email)
 
 
 def logged_state_machine(

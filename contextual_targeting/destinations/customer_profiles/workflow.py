@@ -9,9 +9,8 @@ report always fails the execution.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import aws_cdk as cdk
 from aws_cdk import aws_events as events
@@ -22,19 +21,24 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from contextual_targeting.common.workflow_kit import (
-    LAMBDA_THROTTLED,
-    add_sdk_retry,
-    backoff_schedule,
-    poll_job,
-    report_outcome,
-)
+from contextual_targeting.common.workflow_kit import LAMBDA_THROTTLED, add_sdk_retry, backoff_schedule
 from contextual_targeting.contracts.events import CUSTOMER_PROFILES_SEGMENT_STATE_CHANGE
+from contextual_targeting.destinations.kit import (
+    Reports,
+    ServiceApi,
+    poll_job,
+    read_segment_ready,
+    report_outcome,
+    until_or_give_up,
+)
 
-PROFILES_SERVICE = "customerprofiles"
-PROFILES_IAM_PREFIX = "profile"
-# Errors the customer-profiles API model declares for throttling and transient faults.
-PROFILES_RETRYABLE = ["CustomerProfiles.ThrottlingException", "CustomerProfiles.InternalServerException"]
+# The SDK service is `customerprofiles`, the IAM prefix `profile`; the errors are those the customer-profiles
+# API model declares for throttling and transient faults.
+PROFILES = ServiceApi(
+    service="customerprofiles",
+    iam_prefix="profile",
+    retryable=["CustomerProfiles.ThrottlingException", "CustomerProfiles.InternalServerException"],
+)
 DEFINITION_NOT_FOUND = ["CustomerProfiles.ResourceNotFoundException"]
 # The upload file's unique key column: one profile per user id (upload_file.HEADER_USER_ID).
 UNIQUE_KEY = "UserId"
@@ -73,6 +77,11 @@ class ProfilesTarget:
     data_expiry_days: int
     """Days the uploaded profile data is kept (CreateUploadJob `DataExpiry`)."""
 
+    @property
+    def api(self) -> ServiceApi:
+        """Customer Profiles calls on this domain."""
+        return PROFILES.scoped(DomainName=self.domain_name)
+
 
 @dataclass(frozen=True, kw_only=True)
 class WorkflowFunctions:
@@ -96,36 +105,6 @@ class WorkflowSettings:
     """How many minutes an execution waits for an upload slot, asking once a minute, before giving up."""
     upload_schedule: Sequence[int]
     """Wait seconds before each upload job status check."""
-
-
-def _profiles_call(
-    scope: Construct,
-    construct_id: str,
-    *,
-    state_name: str,
-    action: str,
-    target: ProfilesTarget,
-    resources: Sequence[str],
-    parameters: Mapping[str, Any],
-    result_selector: Mapping[str, Any] | None,
-    result_path: str,
-) -> tasks.CallAwsService:
-    """Direct Customer Profiles SDK call scoped to the domain (and its definitions), throttling retried."""
-    task = tasks.CallAwsService(
-        scope,
-        construct_id,
-        state_name=state_name,
-        service=PROFILES_SERVICE,
-        action=action,
-        # The SDK service is `customerprofiles`, the IAM prefix `profile`: name the action in full.
-        iam_action=f"{PROFILES_IAM_PREFIX}:{action[0].upper()}{action[1:]}",
-        iam_resources=[*resources],
-        parameters={"DomainName": target.domain_name, **parameters},
-        result_selector=dict(result_selector) if result_selector else None,
-        result_path=result_path,
-    )
-    add_sdk_retry(task, PROFILES_RETRYABLE)
-    return task
 
 
 def upload_workflow(
@@ -188,8 +167,12 @@ def upload_workflow(
         .otherwise(publish)
     )
 
-    def report(construct_id: str, state_name: str, fields: Mapping[str, Any]) -> sfn.Chain:
-        base: dict[str, Any] = {
+    reports = Reports(
+        scope,
+        tail=wrote_files,
+        not_done="Segment {} was not uploaded to Customer Profiles: ",
+        subject=[segment],
+        base={
             "SegmentName": segment,
             "SegmentDefinitionName": "",
             "SegmentDefinitionArn": "",
@@ -200,48 +183,23 @@ def upload_workflow(
             "UsersWithoutContact": 0,
             "MembersRemoved": 0,
             "FailureReason": "",
-        }
-        return sfn.Pass(
-            scope, construct_id, state_name=state_name, parameters={**base, **fields}, result_path="$.Report"
-        ).next(wrote_files)
+        },
+    )
+    report = reports.report
 
     def call_failed_report(construct_id: str, state_name: str, *, job_created: bool) -> sfn.Chain:
-        reason = sfn.JsonPath.format(
-            "{}: {}", sfn.JsonPath.string_at("$.Error.Error"), sfn.JsonPath.string_at("$.Error.Cause")
-        )
         # Once the upload job exists, its id lets an operator look it up in Customer Profiles.
         job = {"UploadJobId": sfn.JsonPath.string_at("$.Job.JobId")} if job_created else {}
-        return report(
-            construct_id,
-            state_name,
-            {
-                **job,
-                "Status": "FAILED",
-                "Error": "CustomerProfiles.UploadFailed",
-                "FailureReason": reason,
-                "Message": sfn.JsonPath.format(
-                    "Segment {} was not uploaded to Customer Profiles: {}", segment, reason
-                ),
-            },
+        return reports.call_failed(
+            construct_id, state_name, error="CustomerProfiles.UploadFailed", fields=job
         )
 
     # ---- read the event, wait for a slot -------------------------------------------------------------------
-    read = sfn.Pass(
+    read = read_segment_ready(
         scope,
-        "Read segment",
-        state_name="Read the ready segment",
-        parameters={
-            "Segment": {
-                "SegmentName": sfn.JsonPath.string_at("$.detail.SegmentName"),
-                "Query": sfn.JsonPath.string_at("$.detail.Query"),
-                "Bucket": sfn.JsonPath.string_at("$.detail.Bucket"),
-                "Key": sfn.JsonPath.string_at("$.detail.Key"),
-                "UserCount": sfn.JsonPath.number_at("$.detail.UserCount"),
-                "DatasetGroupName": sfn.JsonPath.string_at("$.detail.DatasetGroupName"),
-            },
-            "Defaults": {"Job": _JOB_DEFAULTS, "Results": _RESULTS_DEFAULTS},
-            "Slot": {"Attempt": 0},
-        },
+        fields=["SegmentName", "Query", "Bucket", "Key", "UserCount", "DatasetGroupName"],
+        Defaults={"Job": _JOB_DEFAULTS, "Results": _RESULTS_DEFAULTS},
+        Slot={"Attempt": 0},
     )
     ask = tasks.LambdaInvoke(
         scope,
@@ -281,17 +239,11 @@ def upload_workflow(
         f"no upload slot became free within {settings.slot_checks} minutes "
         f"(at most {settings.max_concurrent_uploads} uploads at a time)"
     )
-    no_slot = report(
+    no_slot = reports.failed(
         "No slot",
         "Report that no upload slot became free",
-        {
-            "Status": "FAILED",
-            "Error": "CustomerProfiles.NoUploadSlot",
-            "FailureReason": no_slot_reason,
-            "Message": sfn.JsonPath.format(
-                "Segment {} was not uploaded to Customer Profiles: " + no_slot_reason, segment
-            ),
-        },
+        error="CustomerProfiles.NoUploadSlot",
+        reason=no_slot_reason,
     )
 
     # ---- the upload file ---------------------------------------------------------------------------------
@@ -337,56 +289,42 @@ def upload_workflow(
         "MembersRemoved": sfn.JsonPath.number_at("$.Upload.MembersRemoved"),
         "SegmentDefinitionName": sfn.JsonPath.string_at("$.Upload.Definition.Name"),
     }
-    empty = report(
+    empty = reports.rejected(
         "Empty segment",
         "Report the empty segment",
-        {
-            **upload_counts,
-            "Status": "REJECTED",
-            "FailureReason": "the segment file lists no user",
-            "Message": sfn.JsonPath.format(
-                "Segment {} was not uploaded to Customer Profiles: the segment file lists no user.", segment
-            ),
-        },
+        reason="the segment file lists no user",
+        fields=upload_counts,
     )
     no_contact_reason = sfn.JsonPath.format(
         "none of the {} users has contact data in {}",
         sfn.JsonPath.string_at("$.Upload.UserCount"),
         sfn.JsonPath.string_at("$.Upload.ContactsKey"),
     )
-    no_contacts = report(
+    no_contacts = reports.rejected(
         "No contacts",
         "Report the segment without contact data",
-        {
-            **upload_counts,
-            "Status": "REJECTED",
-            "FailureReason": no_contact_reason,
-            "Message": sfn.JsonPath.format(
-                "Segment {} was not uploaded to Customer Profiles: {}.", segment, no_contact_reason
-            ),
-        },
+        reason=no_contact_reason,
+        fields=upload_counts,
     )
     uploadable = sfn.Choice(scope, "Uploadable", state_name="Does any member have contact data?")
 
     # ---- the segment definition: created once per query, then reused ---------------------------------------
     definition_name = sfn.JsonPath.string_at("$.Upload.Definition.Name")
-    find = _profiles_call(
+    find = target.api.call(
         scope,
         "Get definition",
         state_name="Find the segment definition",
         action="getSegmentDefinition",
-        target=target,
         resources=[target.domain_arn, definitions_arn],
         parameters={"SegmentDefinitionName": definition_name},
         result_selector={"Arn": sfn.JsonPath.string_at("$.SegmentDefinitionArn"), "Created": False},
         result_path="$.Definition",
     )
-    create = _profiles_call(
+    create = target.api.call(
         scope,
         "Create definition",
         state_name="Create the segment definition",
         action="createSegmentDefinition",
-        target=target,
         resources=[target.domain_arn, definitions_arn],
         parameters={
             "SegmentDefinitionName": definition_name,
@@ -401,12 +339,11 @@ def upload_workflow(
 
     # ---- the upload job ----------------------------------------------------------------------------------
     job_id = sfn.JsonPath.string_at("$.Job.JobId")
-    create_job = _profiles_call(
+    create_job = target.api.call(
         scope,
         "Create upload job",
         state_name="Create the upload job",
         action="createUploadJob",
-        target=target,
         resources=[target.domain_arn],
         parameters={
             "DisplayName": segment,
@@ -435,23 +372,20 @@ def upload_workflow(
         result_path="$.Job.Sent",
     )
     add_sdk_retry(send, LAMBDA_THROTTLED)
-    start_job = _profiles_call(
+    start_job = target.api.call(
         scope,
         "Start upload job",
         state_name="Start the upload job",
         action="startUploadJob",
-        target=target,
         resources=[target.domain_arn],
         parameters={"JobId": job_id},
-        result_selector=None,
         result_path=sfn.JsonPath.DISCARD,
     )
-    check = _profiles_call(
+    check = target.api.call(
         scope,
         "Get upload job",
         state_name="Check the upload job",
         action="getUploadJob",
-        target=target,
         resources=[target.domain_arn],
         parameters={"JobId": job_id},
         result_selector={"Job": sfn.JsonPath.object_at("$")},
@@ -550,37 +484,27 @@ def upload_workflow(
         sfn.JsonPath.string_at("$.Outcome.Status"),
         sfn.JsonPath.string_at("$.Outcome.StatusReason"),
     )
-    job_failed = report(
+    job_failed = reports.failed(
         "Job failed",
         "Report the failed upload job",
-        {
-            **outcome_fields,
-            "Status": "FAILED",
-            "Error": "CustomerProfiles.UploadFailed",
-            "FailureReason": job_failed_reason,
-            "Message": sfn.JsonPath.format(
-                "Segment {} was not uploaded to Customer Profiles: {}", segment, job_failed_reason
-            ),
-        },
+        error="CustomerProfiles.UploadFailed",
+        reason=job_failed_reason,
+        fields=outcome_fields,
     )
     timeout_reason = sfn.JsonPath.format(
         f"upload job {{}} did not finish within {sum(settings.upload_schedule)} seconds; "
         "it may still complete in Customer Profiles",
         job_id,
     )
-    timed_out = report(
+    timed_out = reports.failed(
         "Job timed out",
         "Report the upload job that never finished",
-        {
+        error="CustomerProfiles.UploadTimedOut",
+        reason=timeout_reason,
+        fields={
             **upload_counts,
             "SegmentDefinitionArn": sfn.JsonPath.string_at("$.Definition.Arn"),
             "UploadJobId": job_id,
-            "Status": "FAILED",
-            "Error": "CustomerProfiles.UploadTimedOut",
-            "FailureReason": timeout_reason,
-            "Message": sfn.JsonPath.format(
-                "Segment {} was not uploaded to Customer Profiles: {}", segment, timeout_reason
-            ),
         },
     )
 
@@ -665,11 +589,14 @@ def upload_workflow(
         task.add_catch(
             call_failed_report(construct_id, state_name, job_created=job_created), result_path="$.Error"
         )
-    slot_free = (
-        sfn.Choice(scope, "Slot free", state_name="Is an upload slot free?")
-        .when(sfn.Condition.boolean_equals("$.Slot.Answer.Proceed", True), write)
-        .when(sfn.Condition.number_greater_than_equals("$.Slot.Attempt", settings.slot_checks), no_slot)
-        .otherwise(count_slot.next(wait_slot).next(ask))
+    slot_free = sfn.Choice(scope, "Slot free", state_name="Is an upload slot free?")
+    until_or_give_up(
+        slot_free,
+        until=[(sfn.Condition.boolean_equals("$.Slot.Answer.Proceed", True), write)],
+        attempt="$.Slot.Attempt",
+        limit=settings.slot_checks,
+        gave_up=no_slot,
+        again=count_slot.next(wait_slot).next(ask),
     )
     uploadable.when(sfn.Condition.number_greater_than("$.Upload.Members", 0), find)
     uploadable.when(sfn.Condition.number_equals("$.Upload.UserCount", 0), empty)

@@ -7,9 +7,8 @@ never disagree, and a FAILED report always fails the execution.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
@@ -19,13 +18,24 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from contextual_targeting.common.workflow_kit import LAMBDA_THROTTLED, add_sdk_retry, poll_job, report_outcome
+from contextual_targeting.common.workflow_kit import LAMBDA_THROTTLED, add_sdk_retry
 from contextual_targeting.contracts.events import PINPOINT_IMPORT_STATE_CHANGE
+from contextual_targeting.destinations.kit import (
+    Reports,
+    ServiceApi,
+    caught_error,
+    poll_job,
+    read_segment_ready,
+    report_outcome,
+)
 
-PINPOINT_SERVICE = "pinpoint"
-PINPOINT_IAM_PREFIX = "mobiletargeting"
-# Errors the pinpoint API model declares for throttling and transient faults.
-PINPOINT_RETRYABLE = ["Pinpoint.TooManyRequestsException", "Pinpoint.InternalServerErrorException"]
+# The SDK service is `pinpoint`, the IAM prefix `mobiletargeting`; the errors are those the pinpoint API
+# model declares for throttling and transient faults.
+PINPOINT = ServiceApi(
+    service="pinpoint",
+    iam_prefix="mobiletargeting",
+    retryable=["Pinpoint.TooManyRequestsException", "Pinpoint.InternalServerErrorException"],
+)
 
 STAGE_PREPARE = "Prepare"
 STAGE_IMPORT = "Import"
@@ -46,46 +56,15 @@ class PinpointTarget:
     role: iam.IRole
     """Import/export role that Pinpoint assumes."""
 
+    @property
+    def api(self) -> ServiceApi:
+        """Pinpoint calls on this project."""
+        return PINPOINT.scoped(ApplicationId=self.application_id)
 
-def _pinpoint_call(
-    scope: Construct,
-    construct_id: str,
-    *,
-    state_name: str,
-    action: str,
-    target: PinpointTarget,
-    job_kind: str | None,
-    parameters: Mapping[str, Any],
-    result_selector: Mapping[str, Any],
-    result_path: str,
-) -> tasks.CallAwsService:
-    """Direct Pinpoint SDK call scoped to this project (and its import or export jobs), throttling retried."""
-    resources = [target.application_arn]
-    if job_kind:
-        resources.append(f"{target.application_arn}/jobs/{job_kind}/*")
-    task = tasks.CallAwsService(
-        scope,
-        construct_id,
-        state_name=state_name,
-        service=PINPOINT_SERVICE,
-        action=action,
-        # The SDK service is `pinpoint`, the IAM prefix `mobiletargeting` (this CDK version has no
-        # `iam_action_prefix`, so the action is named in full).
-        iam_action=f"{PINPOINT_IAM_PREFIX}:{action[0].upper()}{action[1:]}",
-        iam_resources=resources,
-        parameters={"ApplicationId": target.application_id, **parameters},
-        result_selector=result_selector,
-        result_path=result_path,
-    )
-    add_sdk_retry(task, PINPOINT_RETRYABLE)
-    return task
-
-
-def _report(scope: Construct, construct_id: str, state_name: str, fields: Mapping[str, Any]) -> sfn.Pass:
-    """Pass state that records the outcome under `$.Report` for the publish/email tail."""
-    return sfn.Pass(
-        scope, construct_id, state_name=state_name, parameters=dict(fields), result_path="$.Report"
-    )
+    def resources(self, job_kind: str | None = None) -> list[str]:
+        """The project, and its import or export jobs when `job_kind` names them."""
+        jobs = [f"{self.application_arn}/jobs/{job_kind}/*"] if job_kind else []
+        return [self.application_arn, *jobs]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -130,10 +109,15 @@ def prepare_workflow(
         ),
     )
     segment = "$.Segment.SegmentName"
+    reports = Reports(
+        scope,
+        tail=tail,
+        not_done="Segment {} was not imported into Pinpoint: ",
+        subject=[sfn.JsonPath.string_at(segment)],
+    )
 
     def failure(construct_id: str, state_name: str, error: str, reason: str) -> sfn.Chain:
-        return _report(
-            scope,
+        return reports.report(
             construct_id,
             state_name,
             {
@@ -146,34 +130,22 @@ def prepare_workflow(
                 "EndpointCount": 0,
                 "UsersWithoutEndpoints": 0,
                 "FailureReason": reason,
-                "Message": sfn.JsonPath.format(
-                    "Segment {} was not imported into Pinpoint: {}", sfn.JsonPath.string_at(segment), reason
-                ),
+                "Message": reports.not_done(reason),
             },
-        ).next(tail)
+        )
 
-    read = sfn.Pass(
+    read = read_segment_ready(
         scope,
-        "Read segment",
-        state_name="Read the ready segment",
-        parameters={
-            "Segment": {
-                "SegmentName": sfn.JsonPath.string_at("$.detail.SegmentName"),
-                "Bucket": sfn.JsonPath.string_at("$.detail.Bucket"),
-                "Key": sfn.JsonPath.string_at("$.detail.Key"),
-                "UserCount": sfn.JsonPath.number_at("$.detail.UserCount"),
-            },
-            # One export per execution, under a prefix no other run writes to.
-            "ExportPrefix": sfn.JsonPath.format(export_prefix + "{}/", sfn.JsonPath.execution_name),
-        },
+        fields=["SegmentName", "Bucket", "Key", "UserCount"],
+        # One export per execution, under a prefix no other run writes to.
+        ExportPrefix=sfn.JsonPath.format(export_prefix + "{}/", sfn.JsonPath.execution_name),
     )
-    export = _pinpoint_call(
+    export = target.api.call(
         scope,
         "Create export",
         state_name="Export the project's endpoints",
         action="createExportJob",
-        target=target,
-        job_kind=None,
+        resources=target.resources(),
         parameters={
             "ExportJobRequest": {
                 "RoleArn": target.role.role_arn,
@@ -185,13 +157,12 @@ def prepare_workflow(
         result_selector={"JobId": sfn.JsonPath.string_at("$.ExportJobResponse.Id")},
         result_path="$.Export",
     )
-    check = _pinpoint_call(
+    check = target.api.call(
         scope,
         "Get export",
         state_name="Check the export",
         action="getExportJob",
-        target=target,
-        job_kind="export",
+        resources=target.resources("export"),
         parameters={"JobId": sfn.JsonPath.string_at("$.Export.JobId")},
         result_selector={"Job": sfn.JsonPath.object_at("$.ExportJobResponse")},
         result_path="$.Export.Job",
@@ -216,12 +187,7 @@ def prepare_workflow(
         ),
     )
     call_failed = failure(
-        "Prepare call failed",
-        "Report the failed call",
-        "Pinpoint.PrepareFailed",
-        sfn.JsonPath.format(
-            "{}: {}", sfn.JsonPath.string_at("$.Error.Error"), sfn.JsonPath.string_at("$.Error.Cause")
-        ),
+        "Prepare call failed", "Report the failed call", "Pinpoint.PrepareFailed", caught_error()
     )
     join = tasks.LambdaInvoke(
         scope,
@@ -256,8 +222,7 @@ def prepare_workflow(
         "EndpointCount": sfn.JsonPath.number_at("$.Join.EndpointCount"),
         "UsersWithoutEndpoints": sfn.JsonPath.number_at("$.Join.UsersWithoutEndpoints"),
     }
-    prepared = _report(
-        scope,
+    prepared = reports.report(
         "Prepared",
         "Report the import file",
         {
@@ -275,26 +240,14 @@ def prepare_workflow(
                 sfn.JsonPath.json_to_string(sfn.JsonPath.list_at("$.Join.SampleUsersWithoutEndpoints")),
             ),
         },
-    ).next(tail)
+    )
     empty_reason = sfn.JsonPath.format(
         "none of the {} users has an endpoint that can receive messages",
         sfn.JsonPath.string_at("$.Join.UserCount"),
     )
-    empty = _report(
-        scope,
-        "No endpoints",
-        "Report the segment without endpoints",
-        {
-            **counts,
-            "Status": "REJECTED",
-            "FailureReason": empty_reason,
-            "Message": sfn.JsonPath.format(
-                "Segment {} was not imported into Pinpoint: {}.",
-                sfn.JsonPath.string_at(segment),
-                empty_reason,
-            ),
-        },
-    ).next(tail)
+    empty = reports.rejected(
+        "No endpoints", "Report the segment without endpoints", reason=empty_reason, fields=counts
+    )
     any_endpoints = (
         sfn.Choice(scope, "Any endpoints", state_name="Did any user have an endpoint?")
         .when(sfn.Condition.number_greater_than("$.Join.EndpointCount", 0), prepared)
@@ -357,8 +310,12 @@ def import_workflow(
     key = sfn.JsonPath.string_at("$.File.Key")
     job_id = sfn.JsonPath.string_at("$.Import.JobId")
 
-    def report(construct_id: str, state_name: str, fields: Mapping[str, Any]) -> sfn.Chain:
-        base = {
+    reports = Reports(
+        scope,
+        tail=tail,
+        not_done="{} was not imported into Pinpoint: ",
+        subject=[key],
+        base={
             "Stage": STAGE_IMPORT,
             "SegmentName": name,
             "SegmentId": "",
@@ -368,8 +325,9 @@ def import_workflow(
             "FailedPieces": 0,
             "Key": key,
             "FailureReason": "",
-        }
-        return _report(scope, construct_id, state_name, {**base, **fields}).next(tail)
+        },
+    )
+    report = reports.report
 
     inspect = tasks.LambdaInvoke(
         scope,
@@ -387,24 +345,15 @@ def import_workflow(
         result_path="$.File",
     )
     add_sdk_retry(inspect, LAMBDA_THROTTLED)
-    rejected = report(
-        "Rejected",
-        "Report the rejected file",
-        {
-            "Status": "REJECTED",
-            "FailureReason": sfn.JsonPath.string_at("$.File.Reason"),
-            "Message": sfn.JsonPath.format(
-                "{} was not imported into Pinpoint: {}.", key, sfn.JsonPath.string_at("$.File.Reason")
-            ),
-        },
+    rejected = reports.rejected(
+        "Rejected", "Report the rejected file", reason=sfn.JsonPath.string_at("$.File.Reason")
     )
-    create = _pinpoint_call(
+    create = target.api.call(
         scope,
         "Create import",
         state_name="Import the file as a segment",
         action="createImportJob",
-        target=target,
-        job_kind=None,
+        resources=target.resources(),
         parameters={
             "ImportJobRequest": {
                 "S3Url": sfn.JsonPath.string_at("$.File.S3Url"),
@@ -418,13 +367,12 @@ def import_workflow(
         result_selector={"JobId": sfn.JsonPath.string_at("$.ImportJobResponse.Id")},
         result_path="$.Import",
     )
-    check = _pinpoint_call(
+    check = target.api.call(
         scope,
         "Get import",
         state_name="Check the import",
         action="getImportJob",
-        target=target,
-        job_kind="import",
+        resources=target.resources("import"),
         parameters={"JobId": job_id},
         result_selector={"Job": sfn.JsonPath.object_at("$.ImportJobResponse")},
         result_path="$.Import.Job",
@@ -492,16 +440,12 @@ def import_workflow(
         },
     )
     failed_reason = sfn.JsonPath.format("import job {} ended FAILED: {}", job_id, failures_text)
-    failed = report(
+    failed = reports.failed(
         "Import failed",
         "Report the failed import",
-        {
-            **outcome,
-            "Status": "FAILED",
-            "Error": "Pinpoint.ImportFailed",
-            "FailureReason": failed_reason,
-            "Message": sfn.JsonPath.format("{} was not imported into Pinpoint: {}", key, failed_reason),
-        },
+        error="Pinpoint.ImportFailed",
+        reason=failed_reason,
+        fields=outcome,
     )
     verdict = (
         sfn.Choice(scope, "Import verdict", state_name="Did every record import?")
@@ -514,35 +458,24 @@ def import_workflow(
         "it may still complete in Pinpoint",
         job_id,
     )
-    timed_out = report(
+    timed_out = reports.failed(
         "Import timed out",
         "Report the import that never finished",
-        {
-            "ImportJobId": job_id,
-            "Status": "FAILED",
-            "Error": "Pinpoint.ImportTimedOut",
-            "FailureReason": timeout_reason,
-            "Message": sfn.JsonPath.format("{} was not imported into Pinpoint: {}", key, timeout_reason),
-        },
+        error="Pinpoint.ImportTimedOut",
+        reason=timeout_reason,
+        fields={"ImportJobId": job_id},
     )
-    call_reason = sfn.JsonPath.format(
-        "{}: {}", sfn.JsonPath.string_at("$.Error.Error"), sfn.JsonPath.string_at("$.Error.Cause")
-    )
-    call_failed = {
-        "Status": "FAILED",
-        "Error": "Pinpoint.ImportFailed",
-        "FailureReason": call_reason,
-        "Message": sfn.JsonPath.format("{} was not imported into Pinpoint: {}", key, call_reason),
-    }
-    create_failed = report(
-        "Import call failed", "Report the import job that could not be created", call_failed
+    create_failed = reports.call_failed(
+        "Import call failed", "Report the import job that could not be created", error="Pinpoint.ImportFailed"
     )
     # Once the import job exists, its id lets an operator look it up in Pinpoint.
-    check_failed = report(
+    check_failed = reports.call_failed(
         "Import check failed",
         "Report the import job that could not be checked",
-        {**call_failed, "ImportJobId": job_id},
+        error="Pinpoint.ImportFailed",
+        fields={"ImportJobId": job_id},
     )
+    call_reason = caught_error()
     # Without the inspector's answer there is no `$.File`: the report names the object from the input.
     inspect_failed = report(
         "Inspect failed",

@@ -1,0 +1,355 @@
+"""The destination kit: the states every destination workflow is made of, written once.
+
+A destination workflow reads a `Segment Ready` event (`read_segment_ready`), calls its service
+(`ServiceApi.call`: SDK name, IAM prefix, retryable errors), waits for the service's jobs (`poll_job`, a
+bounded loop as `until_or_give_up` decides it), and ends every path in one `Report` (`Reports`) that
+`report_outcome` turns into an event and an email. Fragments whose way on is one branch of a Choice
+end in a `ChoiceExit`, so they chain like any other state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import aws_cdk as cdk
+import jsii
+from aws_cdk import aws_events as events
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
+from constructs import Construct
+
+from contextual_targeting.common.workflow_kit import add_sdk_retry, notify, put_event
+
+# `Segment Ready` detail fields that are numbers; the others are strings.
+NUMBER_FIELDS = frozenset({"UserCount"})
+
+# In a list of Choice branches: this branch is the fragment's way on, chained to whatever comes next.
+WAY_ON = None
+Branch = tuple[sfn.Condition, sfn.IChainable | None]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServiceApi:
+    """An AWS service as a destination calls it: SDK name, IAM prefix, retried errors, fixed parameters."""
+
+    service: str
+    """SDK service name in Step Functions (`customerprofiles`, `pinpoint`)."""
+    iam_prefix: str
+    """IAM action prefix (`profile`, `mobiletargeting`): the SDK name and the prefix can differ."""
+    retryable: Sequence[str]
+    """Throttling and transient errors, named as the service's API model declares them."""
+    fixed_parameters: Mapping[str, Any] = field(default_factory=dict)
+    """Parameters every call passes first (the domain, the project)."""
+
+    def scoped(self, **parameters: Any) -> ServiceApi:
+        """The same service with `parameters` passed on every call."""
+        return replace(self, fixed_parameters={**self.fixed_parameters, **parameters})
+
+    def call(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        state_name: str,
+        action: str,
+        resources: Sequence[str],
+        parameters: Mapping[str, Any],
+        result_path: str,
+        result_selector: Mapping[str, Any] | None = None,
+    ) -> tasks.CallAwsService:
+        """Direct SDK call allowed on `resources` only, its retryable errors retried with backoff."""
+        task = tasks.CallAwsService(
+            scope,
+            construct_id,
+            state_name=state_name,
+            service=self.service,
+            action=action,
+            # This CDK version has no `iam_action_prefix`: name the action in full.
+            iam_action=f"{self.iam_prefix}:{action[0].upper()}{action[1:]}",
+            iam_resources=[*resources],
+            parameters={**self.fixed_parameters, **parameters},
+            result_selector=dict(result_selector) if result_selector else None,
+            result_path=result_path,
+        )
+        add_sdk_retry(task, self.retryable)
+        return task
+
+
+def read_segment_ready(scope: Construct, *, fields: Sequence[str], **more: Any) -> sfn.Pass:
+    """First state of a `Segment Ready` workflow: the event's `fields` under `$.Segment`, then `more`."""
+    return sfn.Pass(
+        scope,
+        "Read segment",
+        state_name="Read the ready segment",
+        parameters={
+            "Segment": {
+                name: (sfn.JsonPath.number_at if name in NUMBER_FIELDS else sfn.JsonPath.string_at)(
+                    f"$.detail.{name}"
+                )
+                for name in fields
+            },
+            **more,
+        },
+    )
+
+
+def close_choice(
+    choice: sfn.Choice,
+    branches: Sequence[Branch],
+    *,
+    otherwise: sfn.IChainable,
+    way_on: sfn.IChainable | None = None,
+) -> None:
+    """Add `branches` to `choice` in their order (`WAY_ON` meaning `way_on`), then `otherwise`."""
+    for condition, target in branches:
+        chosen = way_on if target is WAY_ON else target
+        assert chosen is not None, "a WAY_ON branch needs the state that comes next"
+        choice.when(condition, chosen)
+    choice.otherwise(otherwise)
+
+
+@jsii.implements(sfn.INextable)
+class ChoiceExit:
+    """The way on out of a fragment that ends in a Choice: chaining a state to it closes the Choice.
+
+    Step Functions lists a Choice's branches in the order they were added, and the way on is not always the
+    first: the branches wait here until the state that comes next is known.
+    """
+
+    def __init__(self, choice: sfn.Choice, branches: Sequence[Branch], *, otherwise: sfn.IChainable) -> None:
+        self._choice = choice
+        self._branches = branches
+        self._otherwise = otherwise
+
+    def next(self, state: sfn.IChainable) -> sfn.Chain:
+        """Make `state` the way on and close the Choice."""
+        close_choice(self._choice, self._branches, otherwise=self._otherwise, way_on=state)
+        return sfn.Chain.sequence(self._choice, state)
+
+
+def until_or_give_up(
+    choice: sfn.Choice,
+    *,
+    until: Sequence[Branch],
+    attempt: str,
+    limit: int,
+    gave_up: sfn.IChainable,
+    again: sfn.IChainable,
+) -> list[sfn.INextable]:
+    """The decision of a bounded counter-and-wait loop: the first of `until` that holds; `gave_up` once the
+    counter at `attempt` reaches `limit`; else `again` (count, wait, check again).
+
+    Returns the loop's way on: a `ChoiceExit` when a branch of `until` is `WAY_ON`, else nothing (every
+    branch already leads somewhere).
+    """
+    branches = [*until, (sfn.Condition.number_greater_than_equals(attempt, limit), gave_up)]
+    if any(target is WAY_ON for _, target in until):
+        return [ChoiceExit(choice, branches, otherwise=again)]
+    close_choice(choice, branches, otherwise=again)
+    return []
+
+
+def poll_job(
+    scope: Construct,
+    noun: str,
+    *,
+    check: sfn.TaskStateBase,
+    schedule: Sequence[int],
+    outcomes: Sequence[Branch],
+    gave_up: sfn.IChainable,
+) -> sfn.Chain:
+    """Wait, `check`, back off along `schedule` until one of `outcomes` holds; `gave_up` after the last check.
+
+    The schedule travels in the state (`$.Poll`), so the loop costs four transitions a check whatever its
+    length, and a job that never ends is bounded by `sum(schedule)` seconds of waiting. An outcome that is
+    `WAY_ON` is the chain's way on.
+    """
+    start = sfn.Pass(
+        scope,
+        f"Start polling {noun}",
+        state_name=f"Start waiting for the {noun}",
+        parameters={"Schedule": list(schedule), "Attempt": 0, "Seconds": schedule[0]},
+        result_path="$.Poll",
+    )
+    wait = sfn.Wait(
+        scope,
+        f"Wait for {noun}",
+        state_name=f"Wait for the {noun}",
+        time=sfn.WaitTime.seconds_path("$.Poll.Seconds"),
+    )
+    next_attempt = sfn.JsonPath.math_add(sfn.JsonPath.number_at("$.Poll.Attempt"), 1)
+    back_off = sfn.Pass(
+        scope,
+        f"Back off {noun}",
+        state_name=f"Back off before checking the {noun} again",
+        parameters={
+            "Schedule": sfn.JsonPath.list_at("$.Poll.Schedule"),
+            "Attempt": next_attempt,
+            "Seconds": sfn.JsonPath.array_get_item(
+                sfn.JsonPath.list_at("$.Poll.Schedule"), cdk.Token.as_number(next_attempt)
+            ),
+        },
+        result_path="$.Poll",
+    )
+    done = sfn.Choice(scope, f"Is {noun} done", state_name=f"Is the {noun} done?")
+    way_on = until_or_give_up(
+        done,
+        until=outcomes,
+        attempt="$.Poll.Attempt",
+        limit=len(schedule) - 1,
+        gave_up=gave_up,
+        again=back_off.next(wait),
+    )
+    start.next(wait).next(check).next(done)
+    return sfn.Chain.custom(start, way_on, done)
+
+
+def caught_error() -> str:
+    """`<Error>: <Cause>` of the error a catcher put under `$.Error`."""
+    return sfn.JsonPath.format(
+        "{}: {}", sfn.JsonPath.string_at("$.Error.Error"), sfn.JsonPath.string_at("$.Error.Cause")
+    )
+
+
+class Reports:
+    """Builds the states that record an outcome under `$.Report` and go on to the workflow's tail.
+
+    Each report is `base` overlaid with its own fields (keys of `base` keep their place). A failed or rejected
+    outcome says why in `FailureReason` and in a `Message` that starts with `not_done`, a `JsonPath.format`
+    template whose `{}` are filled from `subject`, e.g. "Segment {} was not imported into Pinpoint: ".
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        *,
+        tail: sfn.IChainable,
+        not_done: str,
+        subject: Sequence[str],
+        base: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._scope = scope
+        self._tail = tail
+        self._not_done = not_done
+        self._subject = subject
+        self._base = dict(base or {})
+
+    def report(self, construct_id: str, state_name: str, fields: Mapping[str, Any]) -> sfn.Chain:
+        """Record `fields` (over the base) as the report, then go on to the tail."""
+        return sfn.Pass(
+            self._scope,
+            construct_id,
+            state_name=state_name,
+            parameters={**self._base, **fields},
+            result_path="$.Report",
+        ).next(self._tail)
+
+    def not_done(self, reason: str, *, end: str = "", subject: Sequence[str] | None = None) -> str:
+        """The message of an outcome that delivered nothing: `not_done`, then `reason`, then `end`.
+
+        A literal reason goes into the template itself, a path is one more argument.
+        """
+        args = [*(self._subject if subject is None else subject)]
+        if cdk.Token.is_unresolved(reason):
+            return sfn.JsonPath.format(self._not_done + "{}" + end, *args, reason)
+        return sfn.JsonPath.format(self._not_done + reason + end, *args)
+
+    def rejected(
+        self, construct_id: str, state_name: str, *, reason: str, fields: Mapping[str, Any] | None = None
+    ) -> sfn.Chain:
+        """A REJECTED report: the input cannot be delivered, and nothing failed."""
+        return self.report(
+            construct_id,
+            state_name,
+            {
+                **(fields or {}),
+                "Status": "REJECTED",
+                "FailureReason": reason,
+                "Message": self.not_done(reason, end="."),
+            },
+        )
+
+    def failed(
+        self,
+        construct_id: str,
+        state_name: str,
+        *,
+        error: str,
+        reason: str,
+        fields: Mapping[str, Any] | None = None,
+    ) -> sfn.Chain:
+        """A FAILED report: the execution fails with `error`; `reason` is the cause."""
+        return self.report(
+            construct_id,
+            state_name,
+            {
+                **(fields or {}),
+                "Status": "FAILED",
+                "Error": error,
+                "FailureReason": reason,
+                "Message": self.not_done(reason),
+            },
+        )
+
+    def call_failed(
+        self, construct_id: str, state_name: str, *, error: str, fields: Mapping[str, Any] | None = None
+    ) -> sfn.Chain:
+        """The FAILED report of a call whose error a catcher put under `$.Error`."""
+        return self.failed(construct_id, state_name, error=error, reason=caught_error(), fields=fields)
+
+
+def report_outcome(
+    scope: Construct,
+    noun: str,
+    *,
+    bus: events.IEventBus,
+    topic: sns.ITopic,
+    detail_type: str,
+    detail_keys: Sequence[str],
+    subject: str,
+    quiet: sfn.Condition | None = None,
+) -> sfn.Chain:
+    """The tail every outcome of a destination goes through: the report in `$.Report` becomes an event and
+    an email (skipped when `quiet` holds), then the execution fails when its `Status` is FAILED (with
+    `Error` and `FailureReason`) or succeeds with the report as output."""
+    publish = put_event(
+        scope,
+        f"Publish {noun}",
+        state_name=f"Publish the {noun} outcome",
+        bus=bus,
+        detail_type=detail_type,
+        detail={key: sfn.JsonPath.string_at(f"$.Report.{key}") for key in detail_keys},
+    )
+    email = notify(
+        scope,
+        f"Email {noun}",
+        state_name=f"Email the {noun} outcome",
+        topic=topic,
+        subject=subject,
+        message=sfn.TaskInput.from_json_path_at("$.Report.Message"),
+    )
+    failed = sfn.Fail(
+        scope,
+        f"{noun} failed",
+        state_name=f"The {noun} failed",
+        error_path="$.Report.Error",
+        cause_path="$.Report.FailureReason",
+    )
+    done = sfn.Succeed(scope, f"{noun} done", state_name=f"The {noun} is done", output_path="$.Report")
+    verdict = (
+        sfn.Choice(scope, f"Did {noun} fail", state_name=f"Did the {noun} fail?")
+        .when(sfn.Condition.string_equals("$.Report.Status", "FAILED"), failed)
+        .otherwise(done)
+    )
+    email.next(verdict)
+    if quiet is None:
+        return publish.next(email)
+    worth_an_email = (
+        sfn.Choice(scope, f"Email {noun}?", state_name=f"Is the {noun} outcome worth an email?")
+        .when(quiet, verdict)
+        .otherwise(email)
+    )
+    return publish.next(worth_an_email)
