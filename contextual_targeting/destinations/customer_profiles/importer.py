@@ -26,12 +26,11 @@ from contextual_targeting.common.nag import acknowledge, objects_finding, resour
 from contextual_targeting.common.workflow_kit import logged_state_machine, python_function
 from contextual_targeting.contracts.events import EVENT_SOURCE, SEGMENT_READY
 from contextual_targeting.contracts.layout import SEGMENTS_PREFIX, TRAIN_PREFIX
-from contextual_targeting.destinations.customer_profiles.workflow import (
+from contextual_targeting.destinations.customer_profiles.workflow import upload_schedule, upload_workflow
+from contextual_targeting.destinations.customer_profiles.workflow_inputs import (
     ProfilesTarget,
     WorkflowFunctions,
     WorkflowSettings,
-    upload_schedule,
-    upload_workflow,
 )
 
 PROFILE_PRINCIPAL = "profile.amazonaws.com"
