@@ -45,6 +45,32 @@ def add_sdk_retry(task: sfn.TaskStateBase, errors: Sequence[str], *, max_attempt
     )
 
 
+def lambda_task(
+    scope: Construct,
+    construct_id: str,
+    *,
+    state_name: str,
+    function: lambda_.IFunction,
+    payload: Mapping[str, Any],
+    result_path: str,
+    result_selector: Mapping[str, Any] | None = None,
+) -> tasks.LambdaInvoke:
+    """Task that invokes `function` with `payload` and keeps its answer (not the invocation envelope) at
+    `result_path`; Lambda throttling retried."""
+    task = tasks.LambdaInvoke(
+        scope,
+        construct_id,
+        state_name=state_name,
+        lambda_function=function,
+        payload_response_only=True,
+        payload=sfn.TaskInput.from_object(dict(payload)),
+        result_selector=dict(result_selector) if result_selector else None,
+        result_path=result_path,
+    )
+    add_sdk_retry(task, LAMBDA_THROTTLED)
+    return task
+
+
 def backoff_schedule(bound: cdk.Duration, *, first: int = 15, cap: int = 300) -> list[int]:
     """Wait seconds before each status check: doubling from `first` to `cap`, summing to at least `bound`."""
     limit = int(bound.to_seconds())

@@ -1,10 +1,11 @@
 """The destination kit: the states every destination workflow is made of, written once.
 
 A destination workflow reads a `Segment Ready` event (`read_segment_ready`), calls its service
-(`ServiceApi.call`: SDK name, IAM prefix, retryable errors), waits for the service's jobs (`poll_job`, a
-bounded loop as `until_or_give_up` decides it), and ends every path in one `Report` (`Reports`) that
-`report_outcome` turns into an event and an email. Fragments whose way on is one branch of a Choice
-end in a `ChoiceExit`, so they chain like any other state.
+(`ServiceApi.call`: SDK name, IAM prefix, retryable errors), waits (`poll_job` for the service's jobs,
+`count_and_wait` for anything else: bounded loops that `until_or_give_up` decides), fills what a service
+leaves out of its answers (`merge_defaults`), and ends every path in one `Report` (`Reports`) that
+`report_outcome` turns into an event and an email. Its steps are `Step` fragments chained with `chain`; a
+step whose way on is one branch of a Choice ends in a `ChoiceExit`, so it chains like any other.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 import aws_cdk as cdk
 import jsii
 from aws_cdk import aws_events as events
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
@@ -36,11 +38,11 @@ class ServiceApi:
     """An AWS service as a destination calls it: SDK name, IAM prefix, retried errors, fixed parameters."""
 
     service: str
-    """SDK service name in Step Functions (`customerprofiles`, `pinpoint`)."""
+    """SDK service name in Step Functions (`customerprofiles`, `pinpoint`, `s3`)."""
     iam_prefix: str
-    """IAM action prefix (`profile`, `mobiletargeting`): the SDK name and the prefix can differ."""
+    """IAM action prefix (`profile`, `mobiletargeting`, `s3`): the SDK name and the prefix can differ."""
     retryable: Sequence[str]
-    """Throttling and transient errors, named as the service's API model declares them."""
+    """Throttling and transient errors, named as the service's API model declares them (none: no retry)."""
     fixed_parameters: Mapping[str, Any] = field(default_factory=dict)
     """Parameters every call passes first (the domain, the project)."""
 
@@ -59,8 +61,11 @@ class ServiceApi:
         parameters: Mapping[str, Any],
         result_path: str,
         result_selector: Mapping[str, Any] | None = None,
+        iam_action: str | None = None,
+        also_allow: Sequence[iam.PolicyStatement] = (),
     ) -> tasks.CallAwsService:
-        """Direct SDK call allowed on `resources` only, its retryable errors retried with backoff."""
+        """Direct SDK call allowed on `resources` only (`iam_action` when the action's own name is not the
+        permission it needs, `also_allow` for more), its retryable errors retried with backoff."""
         task = tasks.CallAwsService(
             scope,
             construct_id,
@@ -68,13 +73,15 @@ class ServiceApi:
             service=self.service,
             action=action,
             # This CDK version has no `iam_action_prefix`: name the action in full.
-            iam_action=f"{self.iam_prefix}:{action[0].upper()}{action[1:]}",
+            iam_action=iam_action or f"{self.iam_prefix}:{action[0].upper()}{action[1:]}",
             iam_resources=[*resources],
+            additional_iam_statements=[*also_allow] or None,
             parameters={**self.fixed_parameters, **parameters},
             result_selector=dict(result_selector) if result_selector else None,
             result_path=result_path,
         )
-        add_sdk_retry(task, self.retryable)
+        if self.retryable:
+            add_sdk_retry(task, self.retryable)
         return task
 
 
@@ -94,6 +101,34 @@ def read_segment_ready(scope: Construct, *, fields: Sequence[str], **more: Any) 
             **more,
         },
     )
+
+
+class Step(sfn.StateMachineFragment):
+    """A step of a destination workflow: a fragment that sets `_start` (where it begins) and `_ends` (its ways
+    on to the next step, none when every way out is a report)."""
+
+    def __init__(self, scope: Construct, construct_id: str) -> None:
+        super().__init__(scope, construct_id)
+        self._start: sfn.State
+        self._ends: list[sfn.INextable] = []
+
+    @property
+    def start_state(self) -> sfn.State:
+        """Where the step begins."""
+        return self._start
+
+    @property
+    def end_states(self) -> list[sfn.INextable]:
+        """The ways on to the next step."""
+        return self._ends
+
+
+def chain(first: sfn.IChainable, *steps: sfn.IChainable) -> sfn.Chain:
+    """`first`, then each of `steps` after the one before (`first.next(a).next(b)...`)."""
+    result = sfn.Chain.start(first)
+    for step in steps:
+        result = result.next(step)
+    return result
 
 
 def close_choice(
@@ -152,6 +187,27 @@ def until_or_give_up(
     return []
 
 
+def count_and_wait(
+    scope: Construct,
+    counter: str,
+    *,
+    count: tuple[str, str],
+    wait: tuple[str, str],
+    every: cdk.Duration,
+) -> sfn.Chain:
+    """Add one to the counter at `counter` (`$.Slot.Attempt`), then wait `every`: the way back of a bounded
+    loop. `count` and `wait` are the states' construct ids and names."""
+    parent, _, name = counter.rpartition(".")
+    counted = sfn.Pass(
+        scope,
+        count[0],
+        state_name=count[1],
+        parameters={name: sfn.JsonPath.math_add(sfn.JsonPath.number_at(counter), 1)},
+        result_path=parent,
+    )
+    return counted.next(sfn.Wait(scope, wait[0], state_name=wait[1], time=sfn.WaitTime.duration(every)))
+
+
 def poll_job(
     scope: Construct,
     noun: str,
@@ -207,6 +263,28 @@ def poll_job(
     return sfn.Chain.custom(start, way_on, done)
 
 
+def merge_defaults(
+    scope: Construct,
+    construct_id: str,
+    *,
+    state_name: str,
+    fields: Mapping[str, tuple[str, str]],
+    result_path: str,
+) -> sfn.Pass:
+    """Read a service's answer with the members it leaves out filled in: each field is the object at its
+    second path merged over the defaults at its first (`{"Job": ("$.Defaults.Job", "$.Job.Check.Job")}`)."""
+    return sfn.Pass(
+        scope,
+        construct_id,
+        state_name=state_name,
+        parameters={
+            name: sfn.JsonPath.json_merge(sfn.JsonPath.object_at(defaults), sfn.JsonPath.object_at(answer))
+            for name, (defaults, answer) in fields.items()
+        },
+        result_path=result_path,
+    )
+
+
 def caught_error() -> str:
     """`<Error>: <Cause>` of the error a catcher put under `$.Error`."""
     return sfn.JsonPath.format(
@@ -247,15 +325,14 @@ class Reports:
             result_path="$.Report",
         ).next(self._tail)
 
-    def not_done(self, reason: str, *, end: str = "", subject: Sequence[str] | None = None) -> str:
+    def not_done(self, reason: str, *, end: str = "") -> str:
         """The message of an outcome that delivered nothing: `not_done`, then `reason`, then `end`.
 
         A literal reason goes into the template itself, a path is one more argument.
         """
-        args = [*(self._subject if subject is None else subject)]
         if cdk.Token.is_unresolved(reason):
-            return sfn.JsonPath.format(self._not_done + "{}" + end, *args, reason)
-        return sfn.JsonPath.format(self._not_done + reason + end, *args)
+            return sfn.JsonPath.format(self._not_done + "{}" + end, *self._subject, reason)
+        return sfn.JsonPath.format(self._not_done + reason + end, *self._subject)
 
     def rejected(
         self, construct_id: str, state_name: str, *, reason: str, fields: Mapping[str, Any] | None = None

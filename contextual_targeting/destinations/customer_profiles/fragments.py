@@ -7,26 +7,34 @@ next step; every other way out goes to a report of `UploadOutcomes`. Steps that 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from dataclasses import dataclass
 
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_stepfunctions as sfn
-from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from contextual_targeting.common.workflow_kit import LAMBDA_THROTTLED, add_sdk_retry
+from contextual_targeting.common.workflow_kit import add_sdk_retry, lambda_task
 from contextual_targeting.destinations.customer_profiles.outcomes import (
+    SEGMENT_NAME,
+    UPLOAD_JOB_ID,
     UploadOutcomes,
-    segment_name,
-    upload_job_id,
 )
 from contextual_targeting.destinations.customer_profiles.workflow_inputs import (
+    STATE_FILES,
     ProfilesTarget,
+    WorkflowFunctions,
     WorkflowSettings,
 )
-from contextual_targeting.destinations.kit import WAY_ON, ChoiceExit, poll_job, until_or_give_up
+from contextual_targeting.destinations.kit import (
+    WAY_ON,
+    ChoiceExit,
+    Step,
+    count_and_wait,
+    merge_defaults,
+    poll_job,
+    until_or_give_up,
+)
 
 DEFINITION_NOT_FOUND = ["CustomerProfiles.ResourceNotFoundException"]
 # The upload file's unique key column: one profile per user id (upload_file.HEADER_USER_ID).
@@ -38,74 +46,48 @@ JOB_DEFAULTS = {"ResultsSummary": RESULTS_DEFAULTS, "StatusReason": "none given"
 UPLOAD_ENDED = ("SUCCEEDED", "PARTIALLY_SUCCEEDED", "FAILED", "STOPPED")
 
 
-class Step(sfn.StateMachineFragment):
-    """A fragment that names its start state and its ways on."""
+@dataclass(frozen=True, kw_only=True)
+class Upload:
+    """What the steps of one upload workflow work with."""
 
-    def __init__(self, scope: Construct, construct_id: str) -> None:
-        super().__init__(scope, construct_id)
-        self._start: sfn.State
-        self._ends: list[sfn.INextable] = []
-
-    @property
-    def start_state(self) -> sfn.State:
-        """Where the step begins."""
-        return self._start
-
-    @property
-    def end_states(self) -> list[sfn.INextable]:
-        """The ways on to the next step."""
-        return self._ends
+    target: ProfilesTarget
+    """The domain and its API."""
+    functions: WorkflowFunctions
+    """The Lambdas."""
+    settings: WorkflowSettings
+    """The bounds."""
+    state_objects_arn: str
+    """Member and upload files (the state prefix of the data bucket)."""
+    outcomes: UploadOutcomes
+    """The reports every way out leads to."""
 
 
 class SlotGate(Step):
     """Ask for an upload slot once a minute; go on when one is free, report after `slot_checks` asks."""
 
-    def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
-        gate: lambda_.IFunction,
-        settings: WorkflowSettings,
-        outcomes: UploadOutcomes,
-    ) -> None:
+    def __init__(self, scope: Construct, construct_id: str, upload: Upload) -> None:
         super().__init__(scope, construct_id)
-        ask = tasks.LambdaInvoke(
+        settings = upload.settings
+        ask = lambda_task(
             self,
             "Ask for slot",
             state_name="Ask for an upload slot",
-            lambda_function=gate,
-            payload_response_only=True,
-            payload=sfn.TaskInput.from_object(
-                {
-                    "StateMachineArn": sfn.JsonPath.state_machine_id,
-                    "ExecutionArn": sfn.JsonPath.execution_id,
-                    "StartTime": sfn.JsonPath.execution_start_time,
-                    "Limit": settings.max_concurrent_uploads,
-                }
-            ),
+            function=upload.functions.gate,
+            payload={
+                "StateMachineArn": sfn.JsonPath.state_machine_id,
+                "ExecutionArn": sfn.JsonPath.execution_id,
+                "StartTime": sfn.JsonPath.execution_start_time,
+                "Limit": settings.max_concurrent_uploads,
+            },
             result_selector={
                 "Ahead": sfn.JsonPath.number_at("$.Ahead"),
                 "Proceed": sfn.JsonPath.string_at("$.Proceed"),
             },
             result_path="$.Slot.Answer",
         )
-        add_sdk_retry(ask, LAMBDA_THROTTLED)
         ask.add_catch(
-            outcomes.call_failed("Slot call failed", "Report the failed slot request"), result_path="$.Error"
-        )
-        count = sfn.Pass(
-            self,
-            "Count slot request",
-            state_name="Count the slot requests",
-            parameters={"Attempt": sfn.JsonPath.math_add(sfn.JsonPath.number_at("$.Slot.Attempt"), 1)},
-            result_path="$.Slot",
-        )
-        wait = sfn.Wait(
-            self,
-            "Wait for slot",
-            state_name="Wait for an upload slot",
-            time=sfn.WaitTime.duration(cdk.Duration.minutes(1)),
+            upload.outcomes.call_failed("Slot call failed", "Report the failed slot request"),
+            result_path="$.Error",
         )
         slot_free = sfn.Choice(self, "Slot free", state_name="Is an upload slot free?")
         self._ends = until_or_give_up(
@@ -113,8 +95,14 @@ class SlotGate(Step):
             until=[(sfn.Condition.boolean_equals("$.Slot.Answer.Proceed", True), WAY_ON)],
             attempt="$.Slot.Attempt",
             limit=settings.slot_checks,
-            gave_up=outcomes.no_slot,
-            again=count.next(wait).next(ask),
+            gave_up=upload.outcomes.no_slot,
+            again=count_and_wait(
+                self,
+                "$.Slot.Attempt",
+                count=("Count slot request", "Count the slot requests"),
+                wait=("Wait for slot", "Wait for an upload slot"),
+                every=cdk.Duration.minutes(1),
+            ).next(ask),
         )
         ask.next(slot_free)
         self._start = ask
@@ -123,34 +111,29 @@ class SlotGate(Step):
 class WriteUploadFile(Step):
     """Join the segment with the contact file and the previous members; go on when anyone can be uploaded."""
 
-    def __init__(
-        self, scope: Construct, construct_id: str, *, function: lambda_.IFunction, outcomes: UploadOutcomes
-    ) -> None:
+    def __init__(self, scope: Construct, construct_id: str, upload: Upload) -> None:
         super().__init__(scope, construct_id)
+        outcomes = upload.outcomes
         strings = ("Bucket", "UploadKey", "PendingKey", "MembersKey", "ContactsKey", "Definition", "Fields")
         numbers = ("UserCount", "Members", "UsersWithoutContact", "MembersRemoved", "Rows")
-        write = tasks.LambdaInvoke(
+        write = lambda_task(
             self,
             "Write upload file",
             state_name="Write the upload file",
-            lambda_function=function,
-            payload_response_only=True,
-            payload=sfn.TaskInput.from_object(
-                {
-                    "Bucket": sfn.JsonPath.string_at("$.Segment.Bucket"),
-                    "Key": sfn.JsonPath.string_at("$.Segment.Key"),
-                    "SegmentName": segment_name(),
-                    "Query": sfn.JsonPath.string_at("$.Segment.Query"),
-                    "DatasetGroupName": sfn.JsonPath.string_at("$.Segment.DatasetGroupName"),
-                    "RunId": sfn.JsonPath.execution_name,
-                }
-            ),
+            function=upload.functions.upload_file,
+            payload={
+                "Bucket": sfn.JsonPath.string_at("$.Segment.Bucket"),
+                "Key": sfn.JsonPath.string_at("$.Segment.Key"),
+                "SegmentName": SEGMENT_NAME,
+                "Query": sfn.JsonPath.string_at("$.Segment.Query"),
+                "DatasetGroupName": sfn.JsonPath.string_at("$.Segment.DatasetGroupName"),
+                "RunId": sfn.JsonPath.execution_name,
+            },
             result_selector={key: sfn.JsonPath.string_at(f"$.{key}") for key in strings}
             | {key: sfn.JsonPath.number_at(f"$.{key}") for key in numbers}
             | {"SampleUsersWithoutContact": sfn.JsonPath.list_at("$.SampleUsersWithoutContact")},
             result_path="$.Upload",
         )
-        add_sdk_retry(write, LAMBDA_THROTTLED)
         write.add_catch(
             outcomes.call_failed("Write call failed", "Report the unwritable upload file"),
             result_path="$.Error",
@@ -173,10 +156,9 @@ class WriteUploadFile(Step):
 class EnsureSegmentDefinition(Step):
     """Find the query's segment definition, or create it on the first run: its ARN stays the same."""
 
-    def __init__(
-        self, scope: Construct, construct_id: str, *, target: ProfilesTarget, outcomes: UploadOutcomes
-    ) -> None:
+    def __init__(self, scope: Construct, construct_id: str, upload: Upload) -> None:
         super().__init__(scope, construct_id)
+        target, outcomes = upload.target, upload.outcomes
         resources = [target.domain_arn, f"{target.domain_arn}/segment-definitions/*"]
         name = sfn.JsonPath.string_at("$.Upload.Definition.Name")
         find = target.api.call(
@@ -222,16 +204,9 @@ class EnsureSegmentDefinition(Step):
 class StartUploadJob(Step):
     """Create the upload job, send it the upload file, start it."""
 
-    def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
-        target: ProfilesTarget,
-        send_function: lambda_.IFunction,
-        outcomes: UploadOutcomes,
-    ) -> None:
+    def __init__(self, scope: Construct, construct_id: str, upload: Upload) -> None:
         super().__init__(scope, construct_id)
+        target = upload.target
         create = target.api.call(
             self,
             "Create upload job",
@@ -239,7 +214,7 @@ class StartUploadJob(Step):
             action="createUploadJob",
             resources=[target.domain_arn],
             parameters={
-                "DisplayName": segment_name(),
+                "DisplayName": SEGMENT_NAME,
                 "Fields": sfn.JsonPath.object_at("$.Upload.Fields"),
                 "UniqueKey": UNIQUE_KEY,
                 "DataExpiry": target.data_expiry_days,
@@ -247,31 +222,27 @@ class StartUploadJob(Step):
             result_selector={"JobId": sfn.JsonPath.string_at("$.JobId")},
             result_path="$.Job",
         )
-        send = tasks.LambdaInvoke(
+        send = lambda_task(
             self,
             "Send upload file",
             state_name="Send the upload file",
-            lambda_function=send_function,
-            payload_response_only=True,
-            payload=sfn.TaskInput.from_object(
-                {
-                    "DomainName": target.domain_name,
-                    "JobId": upload_job_id(),
-                    "Bucket": sfn.JsonPath.string_at("$.Upload.Bucket"),
-                    "Key": sfn.JsonPath.string_at("$.Upload.UploadKey"),
-                }
-            ),
+            function=upload.functions.send,
+            payload={
+                "DomainName": target.domain_name,
+                "JobId": UPLOAD_JOB_ID,
+                "Bucket": sfn.JsonPath.string_at("$.Upload.Bucket"),
+                "Key": sfn.JsonPath.string_at("$.Upload.UploadKey"),
+            },
             result_selector={"Bytes": sfn.JsonPath.number_at("$.Bytes")},
             result_path="$.Job.Sent",
         )
-        add_sdk_retry(send, LAMBDA_THROTTLED)
         start = target.api.call(
             self,
             "Start upload job",
             state_name="Start the upload job",
             action="startUploadJob",
             resources=[target.domain_arn],
-            parameters={"JobId": upload_job_id()},
+            parameters={"JobId": UPLOAD_JOB_ID},
             result_path=sfn.JsonPath.DISCARD,
         )
         for task, report_id, state_name, job_created in (
@@ -280,7 +251,8 @@ class StartUploadJob(Step):
             (start, "Start failed", "Report the upload job that could not start", True),
         ):
             task.add_catch(
-                outcomes.call_failed(report_id, state_name, job_created=job_created), result_path="$.Error"
+                upload.outcomes.call_failed(report_id, state_name, job_created=job_created),
+                result_path="$.Error",
             )
         create.next(send).next(start)
         self._start = create
@@ -290,23 +262,16 @@ class StartUploadJob(Step):
 class WaitForUploadJob(Step):
     """Poll the upload job with backoff until it ends; go on when it uploaded (all or some) records."""
 
-    def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
-        target: ProfilesTarget,
-        schedule: Sequence[int],
-        outcomes: UploadOutcomes,
-    ) -> None:
+    def __init__(self, scope: Construct, construct_id: str, upload: Upload) -> None:
         super().__init__(scope, construct_id)
+        target, outcomes = upload.target, upload.outcomes
         check = target.api.call(
             self,
             "Get upload job",
             state_name="Check the upload job",
             action="getUploadJob",
             resources=[target.domain_arn],
-            parameters={"JobId": upload_job_id()},
+            parameters={"JobId": UPLOAD_JOB_ID},
             result_selector={"Job": sfn.JsonPath.object_at("$")},
             result_path="$.Job.Check",
         )
@@ -331,7 +296,7 @@ class WaitForUploadJob(Step):
             self,
             "upload job",
             check=check,
-            schedule=schedule,
+            schedule=upload.settings.upload_schedule,
             outcomes=[(ended, summary)],
             gave_up=outcomes.timed_out,
         )
@@ -341,21 +306,17 @@ class WaitForUploadJob(Step):
 class KeepMembers(Step):
     """After an upload: this run's members become the previous members of the next run; then report."""
 
-    def __init__(
-        self, scope: Construct, construct_id: str, *, state_objects_arn: str, outcomes: UploadOutcomes
-    ) -> None:
+    def __init__(self, scope: Construct, construct_id: str, upload: Upload) -> None:
         super().__init__(scope, construct_id)
-        keep = tasks.CallAwsService(
+        state_objects_arn, outcomes = upload.state_objects_arn, upload.outcomes
+        keep = STATE_FILES.call(
             self,
             "Keep members",
             state_name="Keep the members for the next run",
-            service="s3",
             action="copyObject",
             iam_action="s3:PutObject",
-            iam_resources=[state_objects_arn],
-            additional_iam_statements=[
-                iam.PolicyStatement(actions=["s3:GetObject"], resources=[state_objects_arn])
-            ],
+            resources=[state_objects_arn],
+            also_allow=[iam.PolicyStatement(actions=["s3:GetObject"], resources=[state_objects_arn])],
             parameters={
                 "Bucket": sfn.JsonPath.string_at("$.Upload.Bucket"),
                 "CopySource": sfn.JsonPath.format(
@@ -389,27 +350,18 @@ def _status_is(path: str, status: str) -> sfn.Condition:
 
 def _summarize_job(scope: Construct) -> sfn.Chain:
     """Read the ended job's status and counts (`$.Outcome`), its missing members filled from `$.Defaults`."""
-    summarize = sfn.Pass(
+    summarize = merge_defaults(
         scope,
         "Summarize job",
         state_name="Summarize the upload job",
-        parameters={
-            "Job": sfn.JsonPath.json_merge(
-                sfn.JsonPath.object_at("$.Defaults.Job"), sfn.JsonPath.object_at("$.Job.Check.Job")
-            )
-        },
+        fields={"Job": ("$.Defaults.Job", "$.Job.Check.Job")},
         result_path="$.Summary",
     )
-    count = sfn.Pass(
+    count = merge_defaults(
         scope,
         "Count records",
         state_name="Count the uploaded records",
-        parameters={
-            "Counts": sfn.JsonPath.json_merge(
-                sfn.JsonPath.object_at("$.Defaults.Results"),
-                sfn.JsonPath.object_at("$.Summary.Job.ResultsSummary"),
-            ),
-        },
+        fields={"Counts": ("$.Defaults.Results", "$.Summary.Job.ResultsSummary")},
         result_path="$.Summary.Results",
     )
     total = sfn.Pass(

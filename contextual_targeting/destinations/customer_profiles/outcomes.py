@@ -12,11 +12,10 @@ from typing import Any
 from aws_cdk import aws_events as events
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
-from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from contextual_targeting.contracts.events import CUSTOMER_PROFILES_SEGMENT_STATE_CHANGE
-from contextual_targeting.destinations.customer_profiles.workflow_inputs import WorkflowSettings
+from contextual_targeting.destinations.customer_profiles.workflow_inputs import STATE_FILES, WorkflowSettings
 from contextual_targeting.destinations.kit import Reports, report_outcome
 
 DETAIL_KEYS = [
@@ -35,14 +34,9 @@ DETAIL_KEYS = [
 UPLOAD_FAILED = "CustomerProfiles.UploadFailed"
 
 
-def segment_name() -> str:
-    """The segment's name in the state."""
-    return sfn.JsonPath.string_at("$.Segment.SegmentName")
-
-
-def upload_job_id() -> str:
-    """The upload job's id in the state, once the job exists."""
-    return sfn.JsonPath.string_at("$.Job.JobId")
+SEGMENT_NAME = sfn.JsonPath.string_at("$.Segment.SegmentName")
+# Once the upload job exists.
+UPLOAD_JOB_ID = sfn.JsonPath.string_at("$.Job.JobId")
 
 
 class UploadOutcomes:
@@ -61,9 +55,9 @@ class UploadOutcomes:
             scope,
             tail=_tail(scope, state_objects_arn=state_objects_arn, bus=bus, topic=topic),
             not_done="Segment {} was not uploaded to Customer Profiles: ",
-            subject=[segment_name()],
+            subject=[SEGMENT_NAME],
             base={
-                "SegmentName": segment_name(),
+                "SegmentName": SEGMENT_NAME,
                 "SegmentDefinitionName": "",
                 "SegmentDefinitionArn": "",
                 "UploadJobId": "",
@@ -84,7 +78,7 @@ class UploadOutcomes:
     def call_failed(self, construct_id: str, state_name: str, *, job_created: bool = False) -> sfn.Chain:
         """The report of a call that failed after its retries (the catcher puts the error under `$.Error`)."""
         # Once the upload job exists, its id lets an operator look it up in Customer Profiles.
-        job = {"UploadJobId": upload_job_id()} if job_created else {}
+        job = {"UploadJobId": UPLOAD_JOB_ID} if job_created else {}
         return self._reports.call_failed(construct_id, state_name, error=UPLOAD_FAILED, fields=job)
 
     def _no_slot(self, settings: WorkflowSettings) -> sfn.Chain:
@@ -124,7 +118,7 @@ class UploadOutcomes:
         summary = [
             sfn.JsonPath.string_at("$.Upload.Definition.Name"),
             sfn.JsonPath.string_at("$.Definition.Arn"),
-            segment_name(),
+            SEGMENT_NAME,
             sfn.JsonPath.string_at("$.Outcome.Uploaded"),
             sfn.JsonPath.string_at("$.Upload.Members"),
             sfn.JsonPath.string_at("$.Upload.MembersRemoved"),
@@ -132,7 +126,7 @@ class UploadOutcomes:
             sfn.JsonPath.string_at("$.Upload.UsersWithoutContact"),
             sfn.JsonPath.string_at("$.Upload.UserCount"),
             sfn.JsonPath.json_to_string(sfn.JsonPath.list_at("$.Upload.SampleUsersWithoutContact")),
-            upload_job_id(),
+            UPLOAD_JOB_ID,
         ]
         summary_format = (
             "Customer Profiles segment {} ({}) updated from {}: {} profiles uploaded ({} members, {} removed "
@@ -168,7 +162,7 @@ class UploadOutcomes:
         """The upload job failed, or did not finish in time."""
         job_failed_reason = sfn.JsonPath.format(
             "upload job {} ended {}: {}",
-            upload_job_id(),
+            UPLOAD_JOB_ID,
             sfn.JsonPath.string_at("$.Outcome.Status"),
             sfn.JsonPath.string_at("$.Outcome.StatusReason"),
         )
@@ -182,7 +176,7 @@ class UploadOutcomes:
         timeout_reason = sfn.JsonPath.format(
             f"upload job {{}} did not finish within {sum(settings.upload_schedule)} seconds; "
             "it may still complete in Customer Profiles",
-            upload_job_id(),
+            UPLOAD_JOB_ID,
         )
         self.timed_out = self._reports.failed(
             "Job timed out",
@@ -192,7 +186,7 @@ class UploadOutcomes:
             fields={
                 **_upload_counts(),
                 "SegmentDefinitionArn": sfn.JsonPath.string_at("$.Definition.Arn"),
-                "UploadJobId": upload_job_id(),
+                "UploadJobId": UPLOAD_JOB_ID,
             },
         )
 
@@ -212,7 +206,7 @@ def _job_outcome() -> dict[str, Any]:
     return {
         **_upload_counts(),
         "SegmentDefinitionArn": sfn.JsonPath.string_at("$.Definition.Arn"),
-        "UploadJobId": upload_job_id(),
+        "UploadJobId": UPLOAD_JOB_ID,
         "ProfilesUploaded": sfn.JsonPath.number_at("$.Outcome.Uploaded"),
         "ProfilesFailed": sfn.JsonPath.number_at("$.Outcome.Failed"),
     }
@@ -231,14 +225,13 @@ def _tail(
         detail_keys=DETAIL_KEYS,
         subject="Customer Profiles segment upload",
     )
-    remove = tasks.CallAwsService(
+    remove = STATE_FILES.call(
         scope,
         "Remove upload file",
         state_name="Remove the upload file",
-        service="s3",
         action="deleteObjects",
         iam_action="s3:DeleteObject",
-        iam_resources=[state_objects_arn],
+        resources=[state_objects_arn],
         parameters={
             "Bucket": sfn.JsonPath.string_at("$.Upload.Bucket"),
             "Delete": {

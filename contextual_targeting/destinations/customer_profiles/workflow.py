@@ -23,6 +23,7 @@ from contextual_targeting.destinations.customer_profiles.fragments import (
     KeepMembers,
     SlotGate,
     StartUploadJob,
+    Upload,
     WaitForUploadJob,
     WriteUploadFile,
 )
@@ -32,7 +33,7 @@ from contextual_targeting.destinations.customer_profiles.workflow_inputs import 
     WorkflowFunctions,
     WorkflowSettings,
 )
-from contextual_targeting.destinations.kit import read_segment_ready
+from contextual_targeting.destinations.kit import chain, read_segment_ready
 
 
 def upload_schedule(bound: cdk.Duration) -> list[int]:
@@ -56,20 +57,24 @@ def upload_workflow(
     outcomes = UploadOutcomes(
         scope, settings=settings, state_objects_arn=state_objects_arn, bus=bus, topic=topic
     )
-    read = read_segment_ready(
-        scope,
-        fields=["SegmentName", "Query", "Bucket", "Key", "UserCount", "DatasetGroupName"],
-        Defaults={"Job": JOB_DEFAULTS, "Results": RESULTS_DEFAULTS},
-        Slot={"Attempt": 0},
+    upload = Upload(
+        target=target,
+        functions=functions,
+        settings=settings,
+        state_objects_arn=state_objects_arn,
+        outcomes=outcomes,
     )
-    slot = SlotGate(scope, "Upload slot", gate=functions.gate, settings=settings, outcomes=outcomes)
-    upload_file = WriteUploadFile(scope, "Upload file", function=functions.upload_file, outcomes=outcomes)
-    definition = EnsureSegmentDefinition(scope, "Segment definition", target=target, outcomes=outcomes)
-    start_job = StartUploadJob(
-        scope, "Upload job", target=target, send_function=functions.send, outcomes=outcomes
+    return chain(
+        read_segment_ready(
+            scope,
+            fields=["SegmentName", "Query", "Bucket", "Key", "UserCount", "DatasetGroupName"],
+            Defaults={"Job": JOB_DEFAULTS, "Results": RESULTS_DEFAULTS},
+            Slot={"Attempt": 0},
+        ),
+        SlotGate(scope, "SlotGate", upload),
+        WriteUploadFile(scope, "WriteUploadFile", upload),
+        EnsureSegmentDefinition(scope, "EnsureSegmentDefinition", upload),
+        StartUploadJob(scope, "StartUploadJob", upload),
+        WaitForUploadJob(scope, "WaitForUploadJob", upload),
+        KeepMembers(scope, "KeepMembers", upload),
     )
-    wait_for_job = WaitForUploadJob(
-        scope, "Upload job polling", target=target, schedule=settings.upload_schedule, outcomes=outcomes
-    )
-    keep = KeepMembers(scope, "Members", state_objects_arn=state_objects_arn, outcomes=outcomes)
-    return read.next(slot).next(upload_file).next(definition).next(start_job).next(wait_for_job).next(keep)

@@ -11,11 +11,10 @@ from contextual_targeting.destinations.kit import ServiceApi
 
 # The SDK service is `customerprofiles`, the IAM prefix `profile`; the errors are those the customer-profiles
 # API model declares for throttling and transient faults.
-PROFILES = ServiceApi(
-    service="customerprofiles",
-    iam_prefix="profile",
-    retryable=["CustomerProfiles.ThrottlingException", "CustomerProfiles.InternalServerException"],
-)
+RETRYABLE = ["CustomerProfiles.ThrottlingException", "CustomerProfiles.InternalServerException"]
+PROFILES = ServiceApi(service="customerprofiles", iam_prefix="profile", retryable=RETRYABLE)
+# Member and upload files under the state prefix of the data bucket; callers retry as fits the call.
+STATE_FILES = ServiceApi(service="s3", iam_prefix="s3", retryable=())
 
 
 @dataclass(frozen=True, kw_only=True)
