@@ -32,11 +32,8 @@ from contextual_targeting.common.storage import secure_bucket
 from contextual_targeting.common.workflow_kit import backoff_schedule, logged_state_machine, python_function
 from contextual_targeting.contracts.events import EVENT_SOURCE, SEGMENT_READY
 from contextual_targeting.contracts.layout import PINPOINT_IMPORT_PREFIX, SEGMENTS_PREFIX
-from contextual_targeting.destinations.pinpoint.workflows import (
-    PinpointTarget,
-    import_workflow,
-    prepare_workflow,
-)
+from contextual_targeting.destinations.pinpoint.target import PinpointTarget
+from contextual_targeting.destinations.pinpoint.workflows import import_workflow, prepare_workflow
 
 PINPOINT_PRINCIPAL = "pinpoint.amazonaws.com"
 PINPOINT_EXPORT_PREFIX = "exports/"
