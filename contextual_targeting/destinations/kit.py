@@ -292,6 +292,14 @@ def caught_error() -> str:
     )
 
 
+def not_finished(job: str, job_id: str, schedule: Sequence[int], *, may_complete_in: str = "") -> str:
+    """Why a poll gave up: "<job> <id> did not finish within <n> seconds[; it may still complete in ...]"."""
+    reason = f"{job} {{}} did not finish within {sum(schedule)} seconds"
+    if may_complete_in:
+        reason += f"; it may still complete in {may_complete_in}"
+    return sfn.JsonPath.format(reason, job_id)
+
+
 class Reports:
     """Builds the states that record an outcome under `$.Report` and go on to the workflow's tail.
 

@@ -16,7 +16,7 @@ from constructs import Construct
 
 from contextual_targeting.contracts.events import CUSTOMER_PROFILES_SEGMENT_STATE_CHANGE
 from contextual_targeting.destinations.customer_profiles.workflow_inputs import STATE_FILES, WorkflowSettings
-from contextual_targeting.destinations.kit import Reports, report_outcome
+from contextual_targeting.destinations.kit import Reports, not_finished, report_outcome
 
 DETAIL_KEYS = [
     "SegmentName",
@@ -173,10 +173,8 @@ class UploadOutcomes:
             reason=job_failed_reason,
             fields=_job_outcome(),
         )
-        timeout_reason = sfn.JsonPath.format(
-            f"upload job {{}} did not finish within {sum(settings.upload_schedule)} seconds; "
-            "it may still complete in Customer Profiles",
-            UPLOAD_JOB_ID,
+        timeout_reason = not_finished(
+            "upload job", UPLOAD_JOB_ID, settings.upload_schedule, may_complete_in="Customer Profiles"
         )
         self.timed_out = self._reports.failed(
             "Job timed out",

@@ -17,7 +17,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from contextual_targeting.contracts.events import PINPOINT_IMPORT_STATE_CHANGE
-from contextual_targeting.destinations.kit import Reports, caught_error, report_outcome
+from contextual_targeting.destinations.kit import Reports, caught_error, not_finished, report_outcome
 
 STAGE_PREPARE = "Prepare"
 STAGE_IMPORT = "Import"
@@ -94,9 +94,7 @@ class PrepareOutcomes:
             "Export timed out",
             "Report the export that never finished",
             "Pinpoint.ExportTimedOut",
-            sfn.JsonPath.format(
-                f"endpoint export {{}} did not finish within {sum(export_schedule)} seconds", EXPORT_JOB_ID
-            ),
+            not_finished("endpoint export", EXPORT_JOB_ID, export_schedule),
         )
         self.call_failed = self._failed(
             "Prepare call failed", "Report the failed call", "Pinpoint.PrepareFailed", caught_error()
@@ -252,10 +250,8 @@ class ImportOutcomes:
 
     def _job_not_ended(self, import_schedule: Sequence[int]) -> None:
         """The import job did not end in time, or a call failed after its retries."""
-        timeout_reason = sfn.JsonPath.format(
-            f"import job {{}} did not finish within {sum(import_schedule)} seconds; "
-            "it may still complete in Pinpoint",
-            IMPORT_JOB_ID,
+        timeout_reason = not_finished(
+            "import job", IMPORT_JOB_ID, import_schedule, may_complete_in="Pinpoint"
         )
         self.timed_out = self._reports.failed(
             "Import timed out",
