@@ -18,16 +18,13 @@ from contextual_targeting.destinations.customer_profiles.importer import (
 
 def build(scope: Construct, shared: SharedResources) -> DeployedDestination:
     """The importer under `CustomerProfiles`, uploading into the configured domain or one of its own."""
-    importer = CustomerProfilesSegmentImporter(
-        scope,
-        "CustomerProfiles",
-        props=CustomerProfilesSegmentImporterProps(
-            segments_bucket=shared.segments_bucket,
-            event_bus=shared.event_bus,
-            notification_topic=shared.notification_topic,
-            domain_name=shared.settings.customer_profiles_domain_name,
-        ),
+    props = CustomerProfilesSegmentImporterProps(
+        segments_bucket=shared.segments_bucket,
+        event_bus=shared.event_bus,
+        notification_topic=shared.notification_topic,
+        domain_name=shared.settings.customer_profiles_domain_name,
     )
+    importer = CustomerProfilesSegmentImporter(scope, "CustomerProfiles", props=props)
     return DeployedDestination(
         construct=importer,
         outputs=[

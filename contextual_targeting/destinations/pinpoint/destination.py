@@ -18,18 +18,15 @@ from contextual_targeting.destinations.pinpoint.importer import (
 
 def build(scope: Construct, shared: SharedResources) -> DeployedDestination:
     """The importer under `Pinpoint`, importing into the configured project or one of its own."""
-    importer = PinpointSegmentImporter(
-        scope,
-        "Pinpoint",
-        props=PinpointSegmentImporterProps(
-            access_logs_bucket=shared.access_logs_bucket,
-            event_bus=shared.event_bus,
-            notification_topic=shared.notification_topic,
-            project_name=shared.settings.pinpoint_project_name,
-            application_id=shared.settings.pinpoint_application_id,
-            segments_bucket=shared.segments_bucket,
-        ),
+    props = PinpointSegmentImporterProps(
+        access_logs_bucket=shared.access_logs_bucket,
+        event_bus=shared.event_bus,
+        notification_topic=shared.notification_topic,
+        project_name=shared.settings.pinpoint_project_name,
+        application_id=shared.settings.pinpoint_application_id,
+        segments_bucket=shared.segments_bucket,
     )
+    importer = PinpointSegmentImporter(scope, "Pinpoint", props=props)
     return DeployedDestination(
         construct=importer,
         outputs=[
