@@ -135,6 +135,60 @@ def notify(
     return task
 
 
+def report_outcome(
+    scope: Construct,
+    noun: str,
+    *,
+    bus: events.IEventBus,
+    topic: sns.ITopic,
+    detail_type: str,
+    detail_keys: Sequence[str],
+    subject: str,
+    quiet: sfn.Condition | None = None,
+) -> sfn.Chain:
+    """The tail every outcome of a destination goes through: the report in `$.Report` becomes an event and
+    an email (skipped when `quiet` holds), then the execution fails when its `Status` is FAILED (with
+    `Error` and `FailureReason`) or succeeds with the report as output."""
+    publish = put_event(
+        scope,
+        f"Publish {noun}",
+        state_name=f"Publish the {noun} outcome",
+        bus=bus,
+        detail_type=detail_type,
+        detail={key: sfn.JsonPath.string_at(f"$.Report.{key}") for key in detail_keys},
+    )
+    email = notify(
+        scope,
+        f"Email {noun}",
+        state_name=f"Email the {noun} outcome",
+        topic=topic,
+        subject=subject,
+        message=sfn.TaskInput.from_json_path_at("$.Report.Message"),
+    )
+    failed = sfn.Fail(
+        scope,
+        f"{noun} failed",
+        state_name=f"The {noun} failed",
+        error_path="$.Report.Error",
+        cause_path="$.Report.FailureReason",
+    )
+    done = sfn.Succeed(scope, f"{noun} done", state_name=f"The {noun} is done", output_path="$.Report")
+    verdict = (
+        sfn.Choice(scope, f"Did {noun} fail", state_name=f"Did the {noun} fail?")
+        .when(sfn.Condition.string_equals("$.Report.Status", "FAILED"), failed)
+        .otherwise(done)
+    )
+    email.next(verdict)
+    if quiet is None:
+        return publish.next(email)
+    worth_an_email = (
+        sfn.Choice(scope, f"Email {noun}?", state_name=f"Is the {noun} outcome worth an email?")
+        .when(quiet, verdict)
+        .otherwise(email)
+    )
+    return publish.next(worth_an_email)
+
+
 def logged_state_machine(
     scope: Construct,
     construct_id: str,

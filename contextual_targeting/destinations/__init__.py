@@ -11,9 +11,10 @@ Adding a destination `<name>`:
    `Segment Ready` on the pipeline bus (`contracts.events`; detail SegmentName, Bucket, Key, UserCount, ...)
    and reads the segment file it points to. Its workflow is a chain (`kit.chain`) of `kit.Step` fragments:
    it starts with `kit.read_segment_ready`, calls the service through a `kit.ServiceApi`, polls jobs with
-   `kit.poll_job`, and ends every path in a report of a `kit.Reports` whose tail is `kit.report_outcome`
-   (one event with a detail-type of its own, one email). Make the reports first, then the steps in the
-   order they run: that order fixes each state's place in the definition.
+   `kit.poll_job`, and ends every path in a report of a `kit.Reports` whose tail is
+   `common.workflow_kit.report_outcome` (one event with a detail-type of its own, one email). Make the
+   reports first, then the steps in the order they run: that order fixes each state's place in the
+   definition.
 2. `contextual_targeting/destinations/<name>/destination.py`:
    `DESTINATION = Destination(name=..., build=...)`; `build` makes the construct under a construct id that
    never changes (logical ids derive from it) and returns its stack outputs (the CLI and the README look

@@ -3,9 +3,10 @@
 A destination workflow reads a `Segment Ready` event (`read_segment_ready`), calls its service
 (`ServiceApi.call`: SDK name, IAM prefix, retryable errors), waits (`poll_job` for the service's jobs,
 `count_and_wait` for anything else: bounded loops that `until_or_give_up` decides), fills what a service
-leaves out of its answers (`merge_defaults`), and ends every path in one `Report` (`Reports`) that
-`report_outcome` turns into an event and an email. Its steps are `Step` fragments chained with `chain`; a
-step whose way on is one branch of a Choice ends in a `ChoiceExit`, so it chains like any other.
+leaves out of its answers (`merge_defaults`), and ends every path in one `Report` (`Reports`) whose tail,
+`common.workflow_kit.report_outcome`, turns it into an event and an email. Its steps are `Step` fragments
+chained with `chain`; a step whose way on is one branch of a Choice ends in a `ChoiceExit`, so it chains
+like any other.
 """
 
 from __future__ import annotations
@@ -16,14 +17,12 @@ from typing import Any
 
 import aws_cdk as cdk
 import jsii
-from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from contextual_targeting.common.workflow_kit import add_sdk_retry, notify, put_event
+from contextual_targeting.common.workflow_kit import add_sdk_retry
 
 # `Segment Ready` detail fields that are numbers; the others are strings.
 NUMBER_FIELDS = frozenset({"UserCount"})
@@ -151,7 +150,8 @@ class ChoiceExit:
     """The way on out of a fragment that ends in a Choice: chaining a state to it closes the Choice.
 
     Step Functions lists a Choice's branches in the order they were added, and the way on is not always the
-    first: the branches wait here until the state that comes next is known.
+    first: the branches wait here until the state that comes next is known. So a step ending in a
+    `ChoiceExit` must be followed by another; a Choice left without branches fails at synth.
     """
 
     def __init__(self, choice: sfn.Choice, branches: Sequence[Branch], *, otherwise: sfn.IChainable) -> None:
@@ -196,7 +196,8 @@ def count_and_wait(
     every: cdk.Duration,
 ) -> sfn.Chain:
     """Add one to the counter at `counter` (`$.Slot.Attempt`), then wait `every`: the way back of a bounded
-    loop. `count` and `wait` are the states' construct ids and names."""
+    loop. The counter's parent (`$.Slot`) becomes the count alone; `count` and `wait` are the two states'
+    construct ids and names."""
     parent, _, name = counter.rpartition(".")
     counted = sfn.Pass(
         scope,
@@ -384,57 +385,3 @@ class Reports:
     ) -> sfn.Chain:
         """The FAILED report of a call whose error a catcher put under `$.Error`."""
         return self.failed(construct_id, state_name, error=error, reason=caught_error(), fields=fields)
-
-
-def report_outcome(
-    scope: Construct,
-    noun: str,
-    *,
-    bus: events.IEventBus,
-    topic: sns.ITopic,
-    detail_type: str,
-    detail_keys: Sequence[str],
-    subject: str,
-    quiet: sfn.Condition | None = None,
-) -> sfn.Chain:
-    """The tail every outcome of a destination goes through: the report in `$.Report` becomes an event and
-    an email (skipped when `quiet` holds), then the execution fails when its `Status` is FAILED (with
-    `Error` and `FailureReason`) or succeeds with the report as output."""
-    publish = put_event(
-        scope,
-        f"Publish {noun}",
-        state_name=f"Publish the {noun} outcome",
-        bus=bus,
-        detail_type=detail_type,
-        detail={key: sfn.JsonPath.string_at(f"$.Report.{key}") for key in detail_keys},
-    )
-    email = notify(
-        scope,
-        f"Email {noun}",
-        state_name=f"Email the {noun} outcome",
-        topic=topic,
-        subject=subject,
-        message=sfn.TaskInput.from_json_path_at("$.Report.Message"),
-    )
-    failed = sfn.Fail(
-        scope,
-        f"{noun} failed",
-        state_name=f"The {noun} failed",
-        error_path="$.Report.Error",
-        cause_path="$.Report.FailureReason",
-    )
-    done = sfn.Succeed(scope, f"{noun} done", state_name=f"The {noun} is done", output_path="$.Report")
-    verdict = (
-        sfn.Choice(scope, f"Did {noun} fail", state_name=f"Did the {noun} fail?")
-        .when(sfn.Condition.string_equals("$.Report.Status", "FAILED"), failed)
-        .otherwise(done)
-    )
-    email.next(verdict)
-    if quiet is None:
-        return publish.next(email)
-    worth_an_email = (
-        sfn.Choice(scope, f"Email {noun}?", state_name=f"Is the {noun} outcome worth an email?")
-        .when(quiet, verdict)
-        .otherwise(email)
-    )
-    return publish.next(worth_an_email)

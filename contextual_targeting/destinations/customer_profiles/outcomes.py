@@ -14,9 +14,10 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from contextual_targeting.common.workflow_kit import report_outcome
 from contextual_targeting.contracts.events import CUSTOMER_PROFILES_SEGMENT_STATE_CHANGE
 from contextual_targeting.destinations.customer_profiles.workflow_inputs import STATE_FILES, WorkflowSettings
-from contextual_targeting.destinations.kit import Reports, not_finished, report_outcome
+from contextual_targeting.destinations.kit import Reports, not_finished
 
 DETAIL_KEYS = [
     "SegmentName",

@@ -16,8 +16,9 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from contextual_targeting.common.workflow_kit import report_outcome
 from contextual_targeting.contracts.events import PINPOINT_IMPORT_STATE_CHANGE
-from contextual_targeting.destinations.kit import Reports, caught_error, not_finished, report_outcome
+from contextual_targeting.destinations.kit import Reports, caught_error, not_finished
 
 STAGE_PREPARE = "Prepare"
 STAGE_IMPORT = "Import"
