@@ -46,6 +46,32 @@ def add_sdk_retry(task: sfn.TaskStateBase, errors: Sequence[str], *, max_attempt
     )
 
 
+def lambda_task(
+    scope: Construct,
+    construct_id: str,
+    *,
+    state_name: str,
+    function: lambda_.IFunction,
+    payload: Mapping[str, Any],
+    result_path: str,
+    result_selector: Mapping[str, Any] | None = None,
+) -> tasks.LambdaInvoke:
+    """Task that invokes `function` with `payload` and keeps its answer (not the invocation envelope) at
+    `result_path`; Lambda throttling retried."""
+    task = tasks.LambdaInvoke(
+        scope,
+        construct_id,
+        state_name=state_name,
+        lambda_function=function,
+        payload_response_only=True,
+        payload=sfn.TaskInput.from_object(dict(payload)),
+        result_selector=dict(result_selector) if result_selector else None,
+        result_path=result_path,
+    )
+    add_sdk_retry(task, LAMBDA_THROTTLED)
+    return task
+
+
 def backoff_schedule(bound: cdk.Duration, *, first: int = 15, cap: int = 300) -> list[int]:
     """Wait seconds before each status check: doubling from `first` to `cap`, summing to at least `bound`."""
     limit = int(bound.to_seconds())
@@ -55,55 +81,6 @@ def backoff_schedule(bound: cdk.Duration, *, first: int = 15, cap: int = 300) ->
         waits.append(min(wait, cap))
         wait *= 2
     return waits
-
-
-def poll_job(
-    scope: Construct,
-    noun: str,
-    *,
-    check: sfn.TaskStateBase,
-    schedule: Sequence[int],
-    outcomes: Sequence[tuple[sfn.Condition, sfn.IChainable]],
-    gave_up: sfn.IChainable,
-) -> sfn.Chain:
-    """Wait, `check`, back off along `schedule` until one of `outcomes` holds; `gave_up` after the last check.
-
-    The schedule travels in the state (`$.Poll`), so the loop costs four transitions a check whatever its
-    length, and a job that never ends is bounded by `sum(schedule)` seconds of waiting.
-    """
-    start = sfn.Pass(
-        scope,
-        f"Start polling {noun}",
-        state_name=f"Start waiting for the {noun}",
-        parameters={"Schedule": list(schedule), "Attempt": 0, "Seconds": schedule[0]},
-        result_path="$.Poll",
-    )
-    wait = sfn.Wait(
-        scope,
-        f"Wait for {noun}",
-        state_name=f"Wait for the {noun}",
-        time=sfn.WaitTime.seconds_path("$.Poll.Seconds"),
-    )
-    next_attempt = sfn.JsonPath.math_add(sfn.JsonPath.number_at("$.Poll.Attempt"), 1)
-    back_off = sfn.Pass(
-        scope,
-        f"Back off {noun}",
-        state_name=f"Back off before checking the {noun} again",
-        parameters={
-            "Schedule": sfn.JsonPath.list_at("$.Poll.Schedule"),
-            "Attempt": next_attempt,
-            "Seconds": sfn.JsonPath.array_get_item(
-                sfn.JsonPath.list_at("$.Poll.Schedule"), cdk.Token.as_number(next_attempt)
-            ),
-        },
-        result_path="$.Poll",
-    )
-    done = sfn.Choice(scope, f"Is {noun} done", state_name=f"Is the {noun} done?")
-    for condition, outcome in outcomes:
-        done.when(condition, outcome)
-    done.when(sfn.Condition.number_greater_than_equals("$.Poll.Attempt", len(schedule) - 1), gave_up)
-    done.otherwise(back_off.next(wait))
-    return start.next(wait).next(check).next(done)
 
 
 def put_event(
@@ -349,6 +326,12 @@ def python_function(
         application_log_level_v2=lambda_.ApplicationLogLevel.INFO,
         system_log_level_v2=lambda_.SystemLogLevel.INFO,
         layers=[shared_code_layer(scope)] if uses_shared_code(component) else None,
+    )
+    acknowledge(
+        function,
+        "L1",
+        "The runtime is pinned project-wide in LAMBDA_RUNTIME (python3.13, boto3 included), the one the "
+        "handlers are tested on; raising it is a project decision, not one function's.",
     )
     assert function.role is not None
     acknowledge(

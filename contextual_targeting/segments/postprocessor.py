@@ -83,12 +83,6 @@ class SegmentPostprocessor(Construct):
             },
         )
         self.function: lambda_.IFunction = function
-        acknowledge(
-            function,
-            "L1",
-            "python3.13 is the project's pinned Lambda runtime (workflow_kit.LAMBDA_RUNTIME), the one the "
-            "handler is tested on; the split function uses only the standard library and boto3.",
-        )
         _grant_split_access(function, bucket, props.batch_prefix, props.segments_prefix)
 
         self.state_machine: sfn.IStateMachine = logged_state_machine(

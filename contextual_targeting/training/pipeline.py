@@ -165,11 +165,6 @@ class PersonalizeTrainingPipeline(Construct):
             bucket.grant_read(validator, f"{prefix}*")
         assert validator.role is not None
         acknowledge(
-            validator,
-            "L1",
-            "The runtime is pinned project-wide in workflow_kit.LAMBDA_RUNTIME (python3.13, boto3 included).",
-        )
-        acknowledge(
             validator.role,
             "IAM5",
             "The validator reads the config, the first line of each CSV and the query files: keys under "

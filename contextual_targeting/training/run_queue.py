@@ -18,11 +18,11 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
+from contextual_targeting.common.loops import poll_job
 from contextual_targeting.common.workflow_kit import (
     LAMBDA_THROTTLED,
     add_sdk_retry,
     backoff_schedule,
-    poll_job,
     put_event,
 )
 from contextual_targeting.contracts.events import TRAINING_RUN_STATE_CHANGE

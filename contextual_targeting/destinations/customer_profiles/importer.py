@@ -16,6 +16,7 @@ from aws_cdk import aws_customerprofiles as customerprofiles
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
@@ -30,12 +31,11 @@ from contextual_targeting.contracts.layout import (
     SEGMENTS_PREFIX,
     TRAIN_PREFIX,
 )
-from contextual_targeting.destinations.customer_profiles.workflow import (
+from contextual_targeting.destinations.customer_profiles.workflow import upload_schedule, upload_workflow
+from contextual_targeting.destinations.customer_profiles.workflow_inputs import (
     ProfilesTarget,
     WorkflowFunctions,
     WorkflowSettings,
-    upload_schedule,
-    upload_workflow,
 )
 from contextual_targeting.operations.delivery import workflow_target
 
@@ -50,6 +50,8 @@ UPLOAD_FILE_MEMORY_MB = 3008
 DEFAULT_CONTACTS_KEY = TRAIN_PREFIX + "{dataset_group}/users.csv"
 DEFAULT_UPLOAD_TIMEOUT = cdk.Duration.hours(6)
 DEFAULT_SLOT_TIMEOUT = cdk.Duration.hours(12)
+# What grant_read gives on objects, beyond the object wildcard itself.
+READ_FINDINGS = ["Action::s3:GetBucket*", "Action::s3:GetObject*", "Action::s3:List*"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -92,24 +94,37 @@ class CustomerProfilesSegmentImporter(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         _check_props(props)
-        stack = cdk.Stack.of(self)
-        bucket = props.segments_bucket
         self.domain_name: str = props.domain_name or self._create_domain(props)
-        self.domain_arn: str = stack.format_arn(
+        self.domain_arn: str = cdk.Stack.of(self).format_arn(
             service="profile", resource="domains", resource_name=self.domain_name
         )
-        contacts_pattern = props.contacts_key.replace("{dataset_group}", "*")
-        state_pattern = f"{props.state_prefix}*"
-
-        gate = python_function(
-            self,
-            "UploadGate",
-            component="destinations/customer_profiles/gate",
-            description="Lets at most N Customer Profiles uploads run at a time, in start order",
-            memory_size=256,
-            timeout=cdk.Duration.seconds(30),
+        functions = WorkflowFunctions(
+            gate=python_function(
+                self,
+                "UploadGate",
+                component="destinations/customer_profiles/gate",
+                description="Lets at most N Customer Profiles uploads run at a time, in start order",
+                memory_size=256,
+                timeout=cdk.Duration.seconds(30),
+            ),
+            upload_file=self._upload_file_function(props),
+            send=self._send_function(props),
         )
-        upload_file = python_function(
+        machine = self._upload_machine(props, functions)
+        self.state_machine: sfn.IStateMachine = machine
+        self.segment_ready_rule = events.Rule(
+            self,
+            "SegmentReadyRule",
+            description="Segment Ready -> Customer Profiles upload workflow",
+            event_bus=props.event_bus,
+            event_pattern=events.EventPattern(source=[EVENT_SOURCE], detail_type=[SEGMENT_READY]),
+            targets=[workflow_target(machine)],
+        )
+
+    def _upload_file_function(self, props: CustomerProfilesSegmentImporterProps) -> lambda_.IFunction:
+        """The join Lambda: reads segments and contacts, reads and writes member and upload files."""
+        bucket = props.segments_bucket
+        function = python_function(
             self,
             "UploadFile",
             component="destinations/customer_profiles/upload_file",
@@ -126,10 +141,30 @@ class CustomerProfilesSegmentImporter(Construct):
                 "EXPIRY_TAG": f"{EXPIRY_TAG_KEY}={EXPIRY_TAG_VALUE}",
             },
         )
-        bucket.grant_read(upload_file, f"{SEGMENTS_PREFIX}*")
-        bucket.grant_read(upload_file, contacts_pattern)
-        bucket.grant_read_write(upload_file, state_pattern)
-        send = python_function(
+        bucket.grant_read(function, f"{SEGMENTS_PREFIX}*")
+        bucket.grant_read(function, _contacts_pattern(props))
+        bucket.grant_read_write(function, _state_pattern(props))
+        assert function.role is not None
+        acknowledge(
+            function.role,
+            "IAM5",
+            "The upload-file Lambda reads any segment file under segments/ and the contact file of any "
+            "dataset group, and reads and writes member and upload files under the state prefix: keys are "
+            "chosen at run time. The wildcard actions are what grant_read/grant_read_write give on them.",
+            findings=[
+                objects_finding(bucket, f"{SEGMENTS_PREFIX}*"),
+                objects_finding(bucket, _contacts_pattern(props)),
+                objects_finding(bucket, _state_pattern(props)),
+                *READ_FINDINGS,
+                "Action::s3:DeleteObject*",
+                "Action::s3:Abort*",
+            ],
+        )
+        return function
+
+    def _send_function(self, props: CustomerProfilesSegmentImporterProps) -> lambda_.IFunction:
+        """The send Lambda: reads upload files, asks Customer Profiles where to send them."""
+        function = python_function(
             self,
             "SendUploadFile",
             component="destinations/customer_profiles/send",
@@ -137,43 +172,26 @@ class CustomerProfilesSegmentImporter(Construct):
             memory_size=512,
             timeout=cdk.Duration.minutes(15),
         )
-        bucket.grant_read(send, state_pattern)
-        send.add_to_role_policy(
+        props.segments_bucket.grant_read(function, _state_pattern(props))
+        function.add_to_role_policy(
             iam.PolicyStatement(actions=["profile:GetUploadJobPath"], resources=[self.domain_arn])
         )
-        for function in (gate, upload_file, send):
-            acknowledge(
-                function,
-                "L1",
-                "The runtime is pinned project-wide in workflow_kit.LAMBDA_RUNTIME (python3.13, boto3 "
-                "included); raising it is a project decision, not this component's.",
-            )
-        read_write_findings = ["Action::s3:GetBucket*", "Action::s3:GetObject*", "Action::s3:List*"]
-        assert upload_file.role is not None
+        assert function.role is not None
         acknowledge(
-            upload_file.role,
-            "IAM5",
-            "The upload-file Lambda reads any segment file under segments/ and the contact file of any "
-            "dataset group, and reads and writes member and upload files under the state prefix: keys are "
-            "chosen at run time. The wildcard actions are what grant_read/grant_read_write give on them.",
-            findings=[
-                objects_finding(bucket, f"{SEGMENTS_PREFIX}*"),
-                objects_finding(bucket, contacts_pattern),
-                objects_finding(bucket, state_pattern),
-                *read_write_findings,
-                "Action::s3:DeleteObject*",
-                "Action::s3:Abort*",
-            ],
-        )
-        assert send.role is not None
-        acknowledge(
-            send.role,
+            function.role,
             "IAM5",
             "The send Lambda reads the upload file of any run under the state prefix (keys chosen at run "
             "time).",
-            findings=[objects_finding(bucket, state_pattern), *read_write_findings],
+            findings=[objects_finding(props.segments_bucket, _state_pattern(props)), *READ_FINDINGS],
         )
+        return function
 
+    def _upload_machine(
+        self, props: CustomerProfilesSegmentImporterProps, functions: WorkflowFunctions
+    ) -> sfn.StateMachine:
+        """The upload workflow's state machine, allowed to email and the gate allowed to list its runs."""
+        stack = cdk.Stack.of(self)
+        state_objects_arn = props.segments_bucket.arn_for_objects(_state_pattern(props))
         machine = logged_state_machine(
             self,
             "UploadWorkflow",
@@ -184,13 +202,13 @@ class CustomerProfilesSegmentImporter(Construct):
                     domain_arn=self.domain_arn,
                     data_expiry_days=props.data_expiry_days,
                 ),
-                functions=WorkflowFunctions(gate=gate, upload_file=upload_file, send=send),
+                functions=functions,
                 settings=WorkflowSettings(
                     max_concurrent_uploads=props.max_concurrent_uploads,
                     slot_checks=max(int(props.slot_timeout.to_minutes()), 1),
                     upload_schedule=upload_schedule(props.upload_timeout),
                 ),
-                state_objects_arn=bucket.arn_for_objects(state_pattern),
+                state_objects_arn=state_objects_arn,
                 bus=props.event_bus,
                 topic=props.notification_topic,
             ),
@@ -203,7 +221,7 @@ class CustomerProfilesSegmentImporter(Construct):
         iam.Policy(
             self,
             "UploadGateListExecutions",
-            roles=[gate.role] if gate.role else [],
+            roles=[functions.gate.role] if functions.gate.role else [],
             statements=[
                 iam.PolicyStatement(actions=["states:ListExecutions"], resources=[machine.state_machine_arn])
             ],
@@ -216,8 +234,11 @@ class CustomerProfilesSegmentImporter(Construct):
             "lambda:InvokeFunction on a function's versions (`:*`) is how LambdaInvoke grants its function.",
             findings=[
                 resource_finding(stack, f"{self.domain_arn}/segment-definitions/*"),
-                objects_finding(bucket, state_pattern),
-                *(resource_finding(stack, f.function_arn) + ":*" for f in (gate, upload_file, send)),
+                objects_finding(props.segments_bucket, _state_pattern(props)),
+                *(
+                    resource_finding(stack, f.function_arn) + ":*"
+                    for f in (functions.gate, functions.upload_file, functions.send)
+                ),
             ],
         )
         acknowledge(
@@ -227,15 +248,7 @@ class CustomerProfilesSegmentImporter(Construct):
             "message published to a KMS-encrypted topic.",
             findings=["Action::kms:GenerateDataKey*"],
         )
-        self.state_machine: sfn.IStateMachine = machine
-        self.segment_ready_rule = events.Rule(
-            self,
-            "SegmentReadyRule",
-            description="Segment Ready -> Customer Profiles upload workflow",
-            event_bus=props.event_bus,
-            event_pattern=events.EventPattern(source=[EVENT_SOURCE], detail_type=[SEGMENT_READY]),
-            targets=[workflow_target(machine)],
-        )
+        return machine
 
     def _create_domain(self, props: CustomerProfilesSegmentImporterProps) -> str:
         """A Customer Profiles domain encrypted with a key of its own; returns its name."""
@@ -272,6 +285,16 @@ class CustomerProfilesSegmentImporter(Construct):
         domain.apply_removal_policy(cdk.RemovalPolicy.DESTROY)
         self.encryption_key: kms.IKey | None = key
         return domain.ref  # Ref is the domain name; using it orders the domain before its users
+
+
+def _contacts_pattern(props: CustomerProfilesSegmentImporterProps) -> str:
+    """Key pattern of every dataset group's contact file."""
+    return props.contacts_key.replace("{dataset_group}", "*")
+
+
+def _state_pattern(props: CustomerProfilesSegmentImporterProps) -> str:
+    """Key pattern of the member and upload files."""
+    return f"{props.state_prefix}*"
 
 
 def _check_props(props: CustomerProfilesSegmentImporterProps) -> None:

@@ -1,131 +1,44 @@
 """The Customer Profiles destination's workflow: a ready segment -> upload job -> segment definition.
 
 One execution per `Segment Ready` event: wait for an upload slot, write the upload file (join with the contact
-file, diff with the previous members), make sure the query's segment definition exists, create the upload job,
-send the file, start and poll the job, keep the members for the next run. Every outcome goes through one
-`Report` object and one cleanup/publish/email tail, so the event and the email never disagree, and a FAILED
-report always fails the execution.
+file, diff with the previous members), make sure the query's segment definition exists, create, send and start
+the upload job, poll it, keep the members for the next run. The steps are fragments (`fragments.py`); every
+outcome goes through one `Report` object and one cleanup/publish/email tail (`outcomes.py`), so the event and
+the email never disagree, and a FAILED report always fails the execution.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
-
 import aws_cdk as cdk
 from aws_cdk import aws_events as events
-from aws_cdk import aws_iam as iam
-from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
-from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from contextual_targeting.common.workflow_kit import (
-    LAMBDA_THROTTLED,
-    add_sdk_retry,
-    backoff_schedule,
-    poll_job,
-    report_outcome,
+from contextual_targeting.common.workflow_kit import backoff_schedule
+from contextual_targeting.destinations.customer_profiles.fragments import (
+    JOB_DEFAULTS,
+    RESULTS_DEFAULTS,
+    EnsureSegmentDefinition,
+    KeepMembers,
+    SlotGate,
+    StartUploadJob,
+    Upload,
+    WaitForUploadJob,
+    WriteUploadFile,
 )
-from contextual_targeting.contracts.events import CUSTOMER_PROFILES_SEGMENT_STATE_CHANGE
-
-PROFILES_SERVICE = "customerprofiles"
-PROFILES_IAM_PREFIX = "profile"
-# Errors the customer-profiles API model declares for throttling and transient faults.
-PROFILES_RETRYABLE = ["CustomerProfiles.ThrottlingException", "CustomerProfiles.InternalServerException"]
-DEFINITION_NOT_FOUND = ["CustomerProfiles.ResourceNotFoundException"]
-# The upload file's unique key column: one profile per user id (upload_file.HEADER_USER_ID).
-UNIQUE_KEY = "UserId"
-
-DETAIL_KEYS = [
-    "SegmentName",
-    "SegmentDefinitionName",
-    "SegmentDefinitionArn",
-    "UploadJobId",
-    "Status",
-    "UserCount",
-    "ProfilesUploaded",
-    "ProfilesFailed",
-    "UsersWithoutContact",
-    "MembersRemoved",
-    "FailureReason",
-]
-# GetUploadJob omits ResultsSummary (and its members) until the job has counted something.
-_RESULTS_DEFAULTS = {"CreatedRecords": 0, "UpdatedRecords": 0, "FailedRecords": 0}
-_JOB_DEFAULTS = {"ResultsSummary": _RESULTS_DEFAULTS, "StatusReason": "none given"}
+from contextual_targeting.destinations.customer_profiles.outcomes import UploadOutcomes
+from contextual_targeting.destinations.customer_profiles.workflow_inputs import (
+    ProfilesTarget,
+    WorkflowFunctions,
+    WorkflowSettings,
+)
+from contextual_targeting.destinations.kit import chain, read_segment_ready
 
 
 def upload_schedule(bound: cdk.Duration) -> list[int]:
     """Waits between upload-job checks: uploads of millions of profiles take many minutes, so from 30 s."""
     return backoff_schedule(bound, first=30, cap=600)
-
-
-@dataclass(frozen=True, kw_only=True)
-class ProfilesTarget:
-    """The Customer Profiles domain the workflow uploads into, and the upload settings."""
-
-    domain_name: str
-    """Name of the Customer Profiles domain."""
-    domain_arn: str
-    """`arn:<partition>:profile:<region>:<account>:domains/<name>`."""
-    data_expiry_days: int
-    """Days the uploaded profile data is kept (CreateUploadJob `DataExpiry`)."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class WorkflowFunctions:
-    """The Lambdas the workflow invokes."""
-
-    gate: lambda_.IFunction
-    """Decides whether an upload slot is free."""
-    upload_file: lambda_.IFunction
-    """Writes the upload file and the next member file."""
-    send: lambda_.IFunction
-    """Streams the upload file to the upload job's presigned URL."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class WorkflowSettings:
-    """Bounds of the workflow."""
-
-    max_concurrent_uploads: int
-    """At most this many executions upload (or wait for their job) at a time."""
-    slot_checks: int
-    """How many minutes an execution waits for an upload slot, asking once a minute, before giving up."""
-    upload_schedule: Sequence[int]
-    """Wait seconds before each upload job status check."""
-
-
-def _profiles_call(
-    scope: Construct,
-    construct_id: str,
-    *,
-    state_name: str,
-    action: str,
-    target: ProfilesTarget,
-    resources: Sequence[str],
-    parameters: Mapping[str, Any],
-    result_selector: Mapping[str, Any] | None,
-    result_path: str,
-) -> tasks.CallAwsService:
-    """Direct Customer Profiles SDK call scoped to the domain (and its definitions), throttling retried."""
-    task = tasks.CallAwsService(
-        scope,
-        construct_id,
-        state_name=state_name,
-        service=PROFILES_SERVICE,
-        action=action,
-        # The SDK service is `customerprofiles`, the IAM prefix `profile`: name the action in full.
-        iam_action=f"{PROFILES_IAM_PREFIX}:{action[0].upper()}{action[1:]}",
-        iam_resources=[*resources],
-        parameters={"DomainName": target.domain_name, **parameters},
-        result_selector=dict(result_selector) if result_selector else None,
-        result_path=result_path,
-    )
-    add_sdk_retry(task, PROFILES_RETRYABLE)
-    return task
 
 
 def upload_workflow(
@@ -139,552 +52,29 @@ def upload_workflow(
     topic: sns.ITopic,
 ) -> sfn.Chain:
     """Upload workflow: `Segment Ready` in, one Customer Profiles upload job and segment definition out."""
-    segment = sfn.JsonPath.string_at("$.Segment.SegmentName")
-    definitions_arn = f"{target.domain_arn}/segment-definitions/*"
-
-    # ---- the tail every outcome goes through --------------------------------------------------------------
-    publish = report_outcome(
-        scope,
-        "upload",
-        bus=bus,
-        topic=topic,
-        detail_type=CUSTOMER_PROFILES_SEGMENT_STATE_CHANGE,
-        detail_keys=DETAIL_KEYS,
-        subject="Customer Profiles segment upload",
+    # The reports are made first (every step leads to some of them), then the steps in the order they run:
+    # that order places each state in the definition, which a deployed stack must keep.
+    outcomes = UploadOutcomes(
+        scope, settings=settings, state_objects_arn=state_objects_arn, bus=bus, topic=topic
     )
-    remove = tasks.CallAwsService(
-        scope,
-        "Remove upload file",
-        state_name="Remove the upload file",
-        service="s3",
-        action="deleteObjects",
-        iam_action="s3:DeleteObject",
-        iam_resources=[state_objects_arn],
-        parameters={
-            "Bucket": sfn.JsonPath.string_at("$.Upload.Bucket"),
-            "Delete": {
-                "Objects": [
-                    {"Key": sfn.JsonPath.string_at("$.Upload.UploadKey")},
-                    {"Key": sfn.JsonPath.string_at("$.Upload.PendingKey")},
-                ],
-                "Quiet": True,
-            },
-        },
-        result_path=sfn.JsonPath.DISCARD,
-    )
-    # The upload file holds contact data: remove it whatever happened; a failed removal must not hide the
-    # outcome (the bucket's lifecycle expires the noncurrent version).
-    remove.add_catch(publish, result_path="$.RemoveError")
-    remove.next(publish)
-    wrote_files = (
-        sfn.Choice(scope, "Wrote files", state_name="Is there an upload file to remove?")
-        .when(
-            sfn.Condition.and_(
-                sfn.Condition.is_present("$.Upload.UploadKey"),
-                sfn.Condition.not_(sfn.Condition.string_equals("$.Upload.UploadKey", "")),
-            ),
-            remove,
-        )
-        .otherwise(publish)
-    )
-
-    def report(construct_id: str, state_name: str, fields: Mapping[str, Any]) -> sfn.Chain:
-        base: dict[str, Any] = {
-            "SegmentName": segment,
-            "SegmentDefinitionName": "",
-            "SegmentDefinitionArn": "",
-            "UploadJobId": "",
-            "UserCount": sfn.JsonPath.number_at("$.Segment.UserCount"),
-            "ProfilesUploaded": 0,
-            "ProfilesFailed": 0,
-            "UsersWithoutContact": 0,
-            "MembersRemoved": 0,
-            "FailureReason": "",
-        }
-        return sfn.Pass(
-            scope, construct_id, state_name=state_name, parameters={**base, **fields}, result_path="$.Report"
-        ).next(wrote_files)
-
-    def call_failed_report(construct_id: str, state_name: str, *, job_created: bool) -> sfn.Chain:
-        reason = sfn.JsonPath.format(
-            "{}: {}", sfn.JsonPath.string_at("$.Error.Error"), sfn.JsonPath.string_at("$.Error.Cause")
-        )
-        # Once the upload job exists, its id lets an operator look it up in Customer Profiles.
-        job = {"UploadJobId": sfn.JsonPath.string_at("$.Job.JobId")} if job_created else {}
-        return report(
-            construct_id,
-            state_name,
-            {
-                **job,
-                "Status": "FAILED",
-                "Error": "CustomerProfiles.UploadFailed",
-                "FailureReason": reason,
-                "Message": sfn.JsonPath.format(
-                    "Segment {} was not uploaded to Customer Profiles: {}", segment, reason
-                ),
-            },
-        )
-
-    # ---- read the event, wait for a slot -------------------------------------------------------------------
-    read = sfn.Pass(
-        scope,
-        "Read segment",
-        state_name="Read the ready segment",
-        parameters={
-            "Segment": {
-                "SegmentName": sfn.JsonPath.string_at("$.detail.SegmentName"),
-                "Query": sfn.JsonPath.string_at("$.detail.Query"),
-                "Bucket": sfn.JsonPath.string_at("$.detail.Bucket"),
-                "Key": sfn.JsonPath.string_at("$.detail.Key"),
-                "UserCount": sfn.JsonPath.number_at("$.detail.UserCount"),
-                "DatasetGroupName": sfn.JsonPath.string_at("$.detail.DatasetGroupName"),
-            },
-            "Defaults": {"Job": _JOB_DEFAULTS, "Results": _RESULTS_DEFAULTS},
-            "Slot": {"Attempt": 0},
-        },
-    )
-    ask = tasks.LambdaInvoke(
-        scope,
-        "Ask for slot",
-        state_name="Ask for an upload slot",
-        lambda_function=functions.gate,
-        payload_response_only=True,
-        payload=sfn.TaskInput.from_object(
-            {
-                "StateMachineArn": sfn.JsonPath.state_machine_id,
-                "ExecutionArn": sfn.JsonPath.execution_id,
-                "StartTime": sfn.JsonPath.execution_start_time,
-                "Limit": settings.max_concurrent_uploads,
-                "ExecutionName": sfn.JsonPath.execution_name,
-            }
-        ),
-        result_selector={
-            "Ahead": sfn.JsonPath.number_at("$.Ahead"),
-            "Proceed": sfn.JsonPath.string_at("$.Proceed"),
-        },
-        result_path="$.Slot.Answer",
-    )
-    add_sdk_retry(ask, LAMBDA_THROTTLED)
-    count_slot = sfn.Pass(
-        scope,
-        "Count slot request",
-        state_name="Count the slot requests",
-        parameters={"Attempt": sfn.JsonPath.math_add(sfn.JsonPath.number_at("$.Slot.Attempt"), 1)},
-        result_path="$.Slot",
-    )
-    wait_slot = sfn.Wait(
-        scope,
-        "Wait for slot",
-        state_name="Wait for an upload slot",
-        time=sfn.WaitTime.duration(cdk.Duration.minutes(1)),
-    )
-    no_slot_reason = (
-        f"no upload slot became free within {settings.slot_checks} minutes "
-        f"(at most {settings.max_concurrent_uploads} uploads at a time)"
-    )
-    no_slot = report(
-        "No slot",
-        "Report that no upload slot became free",
-        {
-            "Status": "FAILED",
-            "Error": "CustomerProfiles.NoUploadSlot",
-            "FailureReason": no_slot_reason,
-            "Message": sfn.JsonPath.format(
-                "Segment {} was not uploaded to Customer Profiles: " + no_slot_reason, segment
-            ),
-        },
-    )
-
-    # ---- the upload file ---------------------------------------------------------------------------------
-    write = tasks.LambdaInvoke(
-        scope,
-        "Write upload file",
-        state_name="Write the upload file",
-        lambda_function=functions.upload_file,
-        payload_response_only=True,
-        payload=sfn.TaskInput.from_object(
-            {
-                "Bucket": sfn.JsonPath.string_at("$.Segment.Bucket"),
-                "Key": sfn.JsonPath.string_at("$.Segment.Key"),
-                "SegmentName": segment,
-                "Query": sfn.JsonPath.string_at("$.Segment.Query"),
-                "DatasetGroupName": sfn.JsonPath.string_at("$.Segment.DatasetGroupName"),
-                "RunId": sfn.JsonPath.execution_name,
-                "ExecutionName": sfn.JsonPath.execution_name,
-            }
-        ),
-        result_selector={
-            key: sfn.JsonPath.string_at(f"$.{key}")
-            for key in (
-                "Bucket",
-                "UploadKey",
-                "PendingKey",
-                "MembersKey",
-                "ContactsKey",
-                "Definition",
-                "Fields",
-            )
-        }
-        | {
-            key: sfn.JsonPath.number_at(f"$.{key}")
-            for key in ("UserCount", "Members", "UsersWithoutContact", "MembersRemoved", "Rows")
-        }
-        | {"SampleUsersWithoutContact": sfn.JsonPath.list_at("$.SampleUsersWithoutContact")},
-        result_path="$.Upload",
-    )
-    add_sdk_retry(write, LAMBDA_THROTTLED)
-    upload_counts = {
-        "UserCount": sfn.JsonPath.number_at("$.Upload.UserCount"),
-        "UsersWithoutContact": sfn.JsonPath.number_at("$.Upload.UsersWithoutContact"),
-        "MembersRemoved": sfn.JsonPath.number_at("$.Upload.MembersRemoved"),
-        "SegmentDefinitionName": sfn.JsonPath.string_at("$.Upload.Definition.Name"),
-    }
-    empty = report(
-        "Empty segment",
-        "Report the empty segment",
-        {
-            **upload_counts,
-            "Status": "REJECTED",
-            "FailureReason": "the segment file lists no user",
-            "Message": sfn.JsonPath.format(
-                "Segment {} was not uploaded to Customer Profiles: the segment file lists no user.", segment
-            ),
-        },
-    )
-    no_contact_reason = sfn.JsonPath.format(
-        "none of the {} users has contact data in {}",
-        sfn.JsonPath.string_at("$.Upload.UserCount"),
-        sfn.JsonPath.string_at("$.Upload.ContactsKey"),
-    )
-    no_contacts = report(
-        "No contacts",
-        "Report the segment without contact data",
-        {
-            **upload_counts,
-            "Status": "REJECTED",
-            "FailureReason": no_contact_reason,
-            "Message": sfn.JsonPath.format(
-                "Segment {} was not uploaded to Customer Profiles: {}.", segment, no_contact_reason
-            ),
-        },
-    )
-    uploadable = sfn.Choice(scope, "Uploadable", state_name="Does any member have contact data?")
-
-    # ---- the segment definition: created once per query, then reused ---------------------------------------
-    definition_name = sfn.JsonPath.string_at("$.Upload.Definition.Name")
-    find = _profiles_call(
-        scope,
-        "Get definition",
-        state_name="Find the segment definition",
-        action="getSegmentDefinition",
+    upload = Upload(
         target=target,
-        resources=[target.domain_arn, definitions_arn],
-        parameters={"SegmentDefinitionName": definition_name},
-        result_selector={"Arn": sfn.JsonPath.string_at("$.SegmentDefinitionArn"), "Created": False},
-        result_path="$.Definition",
+        functions=functions,
+        settings=settings,
+        state_objects_arn=state_objects_arn,
+        outcomes=outcomes,
     )
-    create = _profiles_call(
-        scope,
-        "Create definition",
-        state_name="Create the segment definition",
-        action="createSegmentDefinition",
-        target=target,
-        resources=[target.domain_arn, definitions_arn],
-        parameters={
-            "SegmentDefinitionName": definition_name,
-            "DisplayName": sfn.JsonPath.string_at("$.Upload.Definition.DisplayName"),
-            "Description": sfn.JsonPath.string_at("$.Upload.Definition.Description"),
-            "SegmentGroups": sfn.JsonPath.object_at("$.Upload.Definition.SegmentGroups"),
-        },
-        result_selector={"Arn": sfn.JsonPath.string_at("$.SegmentDefinitionArn"), "Created": True},
-        result_path="$.Definition",
-    )
-    find.add_catch(create, errors=DEFINITION_NOT_FOUND, result_path="$.Error")
-
-    # ---- the upload job ----------------------------------------------------------------------------------
-    job_id = sfn.JsonPath.string_at("$.Job.JobId")
-    create_job = _profiles_call(
-        scope,
-        "Create upload job",
-        state_name="Create the upload job",
-        action="createUploadJob",
-        target=target,
-        resources=[target.domain_arn],
-        parameters={
-            "DisplayName": segment,
-            "Fields": sfn.JsonPath.object_at("$.Upload.Fields"),
-            "UniqueKey": UNIQUE_KEY,
-            "DataExpiry": target.data_expiry_days,
-        },
-        result_selector={"JobId": sfn.JsonPath.string_at("$.JobId")},
-        result_path="$.Job",
-    )
-    send = tasks.LambdaInvoke(
-        scope,
-        "Send upload file",
-        state_name="Send the upload file",
-        lambda_function=functions.send,
-        payload_response_only=True,
-        payload=sfn.TaskInput.from_object(
-            {
-                "DomainName": target.domain_name,
-                "JobId": job_id,
-                "Bucket": sfn.JsonPath.string_at("$.Upload.Bucket"),
-                "Key": sfn.JsonPath.string_at("$.Upload.UploadKey"),
-                "ExecutionName": sfn.JsonPath.execution_name,
-                "SegmentName": segment,
-                "DatasetGroupName": sfn.JsonPath.string_at("$.Segment.DatasetGroupName"),
-            }
+    return chain(
+        read_segment_ready(
+            scope,
+            fields=["SegmentName", "Query", "Bucket", "Key", "UserCount", "DatasetGroupName"],
+            Defaults={"Job": JOB_DEFAULTS, "Results": RESULTS_DEFAULTS},
+            Slot={"Attempt": 0},
         ),
-        result_selector={"Bytes": sfn.JsonPath.number_at("$.Bytes")},
-        result_path="$.Job.Sent",
+        SlotGate(scope, "SlotGate", upload),
+        WriteUploadFile(scope, "WriteUploadFile", upload),
+        EnsureSegmentDefinition(scope, "EnsureSegmentDefinition", upload),
+        StartUploadJob(scope, "StartUploadJob", upload),
+        WaitForUploadJob(scope, "WaitForUploadJob", upload),
+        KeepMembers(scope, "KeepMembers", upload),
     )
-    add_sdk_retry(send, LAMBDA_THROTTLED)
-    start_job = _profiles_call(
-        scope,
-        "Start upload job",
-        state_name="Start the upload job",
-        action="startUploadJob",
-        target=target,
-        resources=[target.domain_arn],
-        parameters={"JobId": job_id},
-        result_selector=None,
-        result_path=sfn.JsonPath.DISCARD,
-    )
-    check = _profiles_call(
-        scope,
-        "Get upload job",
-        state_name="Check the upload job",
-        action="getUploadJob",
-        target=target,
-        resources=[target.domain_arn],
-        parameters={"JobId": job_id},
-        result_selector={"Job": sfn.JsonPath.object_at("$")},
-        result_path="$.Job.Check",
-    )
-    summarize = sfn.Pass(
-        scope,
-        "Summarize job",
-        state_name="Summarize the upload job",
-        parameters={
-            "Job": sfn.JsonPath.json_merge(
-                sfn.JsonPath.object_at("$.Defaults.Job"), sfn.JsonPath.object_at("$.Job.Check.Job")
-            )
-        },
-        result_path="$.Summary",
-    )
-    count = sfn.Pass(
-        scope,
-        "Count records",
-        state_name="Count the uploaded records",
-        parameters={
-            "Counts": sfn.JsonPath.json_merge(
-                sfn.JsonPath.object_at("$.Defaults.Results"),
-                sfn.JsonPath.object_at("$.Summary.Job.ResultsSummary"),
-            ),
-        },
-        result_path="$.Summary.Results",
-    )
-    total = sfn.Pass(
-        scope,
-        "Total records",
-        state_name="Add up the uploaded profiles",
-        parameters={
-            "Uploaded": sfn.JsonPath.math_add(
-                sfn.JsonPath.number_at("$.Summary.Results.Counts.CreatedRecords"),
-                sfn.JsonPath.number_at("$.Summary.Results.Counts.UpdatedRecords"),
-            ),
-            "Failed": sfn.JsonPath.number_at("$.Summary.Results.Counts.FailedRecords"),
-            "Status": sfn.JsonPath.string_at("$.Summary.Job.Status"),
-            "StatusReason": sfn.JsonPath.string_at("$.Summary.Job.StatusReason"),
-        },
-        result_path="$.Outcome",
-    )
-    outcome_fields = {
-        **upload_counts,
-        "SegmentDefinitionArn": sfn.JsonPath.string_at("$.Definition.Arn"),
-        "UploadJobId": job_id,
-        "ProfilesUploaded": sfn.JsonPath.number_at("$.Outcome.Uploaded"),
-        "ProfilesFailed": sfn.JsonPath.number_at("$.Outcome.Failed"),
-    }
-    summary_text = [
-        sfn.JsonPath.string_at("$.Upload.Definition.Name"),
-        sfn.JsonPath.string_at("$.Definition.Arn"),
-        segment,
-        sfn.JsonPath.string_at("$.Outcome.Uploaded"),
-        sfn.JsonPath.string_at("$.Upload.Members"),
-        sfn.JsonPath.string_at("$.Upload.MembersRemoved"),
-        sfn.JsonPath.string_at("$.Outcome.Failed"),
-        sfn.JsonPath.string_at("$.Upload.UsersWithoutContact"),
-        sfn.JsonPath.string_at("$.Upload.UserCount"),
-        sfn.JsonPath.json_to_string(sfn.JsonPath.list_at("$.Upload.SampleUsersWithoutContact")),
-        job_id,
-    ]
-    summary_format = (
-        "Customer Profiles segment {} ({}) updated from {}: {} profiles uploaded ({} members, {} removed "
-        "members set to false), {} failed. {} of {} users have no contact data (first ones: {}). "
-        "Upload job {}."
-    )
-    succeeded = report(
-        "Succeeded",
-        "Report the updated segment",
-        {
-            **outcome_fields,
-            "Status": "SUCCEEDED",
-            "Message": sfn.JsonPath.format(summary_format, *summary_text),
-        },
-    )
-    partial_reason = sfn.JsonPath.format(
-        "{} records failed ({})",
-        sfn.JsonPath.string_at("$.Outcome.Failed"),
-        sfn.JsonPath.string_at("$.Outcome.StatusReason"),
-    )
-    partial = report(
-        "Partial",
-        "Report the partial upload",
-        {
-            **outcome_fields,
-            "Status": "PARTIALLY_SUCCEEDED",
-            "FailureReason": partial_reason,
-            "Message": sfn.JsonPath.format("PARTIAL upload: " + summary_format, *summary_text),
-        },
-    )
-    job_failed_reason = sfn.JsonPath.format(
-        "upload job {} ended {}: {}",
-        job_id,
-        sfn.JsonPath.string_at("$.Outcome.Status"),
-        sfn.JsonPath.string_at("$.Outcome.StatusReason"),
-    )
-    job_failed = report(
-        "Job failed",
-        "Report the failed upload job",
-        {
-            **outcome_fields,
-            "Status": "FAILED",
-            "Error": "CustomerProfiles.UploadFailed",
-            "FailureReason": job_failed_reason,
-            "Message": sfn.JsonPath.format(
-                "Segment {} was not uploaded to Customer Profiles: {}", segment, job_failed_reason
-            ),
-        },
-    )
-    timeout_reason = sfn.JsonPath.format(
-        f"upload job {{}} did not finish within {sum(settings.upload_schedule)} seconds; "
-        "it may still complete in Customer Profiles",
-        job_id,
-    )
-    timed_out = report(
-        "Job timed out",
-        "Report the upload job that never finished",
-        {
-            **upload_counts,
-            "SegmentDefinitionArn": sfn.JsonPath.string_at("$.Definition.Arn"),
-            "UploadJobId": job_id,
-            "Status": "FAILED",
-            "Error": "CustomerProfiles.UploadTimedOut",
-            "FailureReason": timeout_reason,
-            "Message": sfn.JsonPath.format(
-                "Segment {} was not uploaded to Customer Profiles: {}", segment, timeout_reason
-            ),
-        },
-    )
-
-    # ---- after success: this run's members become the previous members of the next run --------------------
-    keep_members = tasks.CallAwsService(
-        scope,
-        "Keep members",
-        state_name="Keep the members for the next run",
-        service="s3",
-        action="copyObject",
-        iam_action="s3:PutObject",
-        iam_resources=[state_objects_arn],
-        additional_iam_statements=[
-            iam.PolicyStatement(actions=["s3:GetObject"], resources=[state_objects_arn]),
-            # REPLACE with no tags: the member list must not inherit the run file's expiry tag.
-            iam.PolicyStatement(actions=["s3:PutObjectTagging"], resources=[state_objects_arn]),
-        ],
-        parameters={
-            "Bucket": sfn.JsonPath.string_at("$.Upload.Bucket"),
-            "CopySource": sfn.JsonPath.format(
-                "{}/{}",
-                sfn.JsonPath.string_at("$.Upload.Bucket"),
-                sfn.JsonPath.string_at("$.Upload.PendingKey"),
-            ),
-            "Key": sfn.JsonPath.string_at("$.Upload.MembersKey"),
-            # The run file carries the expiry tag; the next run's member list must never expire.
-            "TaggingDirective": "REPLACE",
-        },
-        result_path=sfn.JsonPath.DISCARD,
-    )
-    # A copy is idempotent: retry whatever went wrong before giving up.
-    add_sdk_retry(keep_members, ["States.TaskFailed"], max_attempts=3)
-    keep_partial = sfn.Choice(scope, "Which success", state_name="Did every record upload?")
-    keep_members.next(keep_partial)
-    keep_partial.when(sfn.Condition.string_equals("$.Outcome.Status", "PARTIALLY_SUCCEEDED"), partial)
-    keep_partial.otherwise(succeeded)
-
-    # ---- polling -----------------------------------------------------------------------------------------
-    finished = sfn.Choice(scope, "Finished", state_name="How did the upload job end?")
-    finished.when(
-        sfn.Condition.or_(
-            sfn.Condition.string_equals("$.Outcome.Status", "SUCCEEDED"),
-            sfn.Condition.string_equals("$.Outcome.Status", "PARTIALLY_SUCCEEDED"),
-        ),
-        keep_members,
-    )
-    finished.otherwise(job_failed)
-    summarize.next(count).next(total).next(finished)
-    status = "$.Job.Check.Job.Status"
-    polling = poll_job(
-        scope,
-        "upload job",
-        check=check,
-        schedule=settings.upload_schedule,
-        outcomes=[
-            (
-                sfn.Condition.or_(
-                    *(
-                        sfn.Condition.string_equals(status, s)
-                        for s in ("SUCCEEDED", "PARTIALLY_SUCCEEDED", "FAILED", "STOPPED")
-                    )
-                ),
-                summarize,
-            )
-        ],
-        gave_up=timed_out,
-    )
-
-    # ---- wiring ------------------------------------------------------------------------------------------
-    for task, construct_id, state_name, job_created in (
-        (ask, "Slot call failed", "Report the failed slot request", False),
-        (write, "Write call failed", "Report the unwritable upload file", False),
-        (find, "Definition call failed", "Report the failed segment definition call", False),
-        (
-            create,
-            "Create definition failed",
-            "Report the segment definition that could not be created",
-            False,
-        ),
-        (create_job, "Job call failed", "Report the upload job that could not be created", False),
-        (send, "Send failed", "Report the upload file that could not be sent", True),
-        (start_job, "Start failed", "Report the upload job that could not start", True),
-        (check, "Check failed", "Report the upload job that could not be checked", True),
-        (keep_members, "Keep failed", "Report the members that could not be kept", True),
-    ):
-        task.add_catch(
-            call_failed_report(construct_id, state_name, job_created=job_created), result_path="$.Error"
-        )
-    slot_free = (
-        sfn.Choice(scope, "Slot free", state_name="Is an upload slot free?")
-        .when(sfn.Condition.boolean_equals("$.Slot.Answer.Proceed", True), write)
-        .when(sfn.Condition.number_greater_than_equals("$.Slot.Attempt", settings.slot_checks), no_slot)
-        .otherwise(count_slot.next(wait_slot).next(ask))
-    )
-    uploadable.when(sfn.Condition.number_greater_than("$.Upload.Members", 0), find)
-    uploadable.when(sfn.Condition.number_equals("$.Upload.UserCount", 0), empty)
-    uploadable.otherwise(no_contacts)
-    write.next(uploadable)
-    create.next(create_job)
-    find.next(create_job)
-    create_job.next(send).next(start_job).next(polling)
-    return read.next(ask).next(slot_free)

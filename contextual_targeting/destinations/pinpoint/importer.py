@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import aws_cdk as cdk
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_pinpoint as pinpoint
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
@@ -31,11 +32,8 @@ from contextual_targeting.common.storage import secure_bucket
 from contextual_targeting.common.workflow_kit import backoff_schedule, logged_state_machine, python_function
 from contextual_targeting.contracts.events import EVENT_SOURCE, SEGMENT_READY
 from contextual_targeting.contracts.layout import PINPOINT_IMPORT_PREFIX, SEGMENTS_PREFIX
-from contextual_targeting.destinations.pinpoint.workflows import (
-    PinpointTarget,
-    import_workflow,
-    prepare_workflow,
-)
+from contextual_targeting.destinations.pinpoint.target import PinpointTarget
+from contextual_targeting.destinations.pinpoint.workflows import import_workflow, prepare_workflow
 from contextual_targeting.operations.delivery import workflow_target
 
 PINPOINT_PRINCIPAL = "pinpoint.amazonaws.com"
@@ -47,6 +45,8 @@ JOIN_MEMORY_MB = 3008
 DEFAULT_EXPORT_TIMEOUT = cdk.Duration.hours(1)
 DEFAULT_IMPORT_TIMEOUT = cdk.Duration.hours(2)
 DEFAULT_EXPORT_RETENTION = cdk.Duration.days(3)
+# What grant_read gives on objects, beyond the object wildcard itself.
+READ_FINDINGS = ["Action::s3:GetBucket*", "Action::s3:GetObject*", "Action::s3:List*"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -85,7 +85,6 @@ class PinpointSegmentImporter(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, props: PinpointSegmentImporterProps) -> None:
         super().__init__(scope, construct_id)
         _check_prefixes(props.import_prefix, props.export_prefix)
-        stack = cdk.Stack.of(self)
         self.import_prefix = props.import_prefix
         self.export_prefix = props.export_prefix
         bucket = secure_bucket(
@@ -93,30 +92,58 @@ class PinpointSegmentImporter(Construct):
         )
         bucket.add_lifecycle_rule(prefix=props.export_prefix, expiration=props.export_retention)
         self.bucket: s3.IBucket = bucket
-        if props.application_id:
-            self.application_id: str = props.application_id
-        else:
-            project = pinpoint.CfnApp(self, "Project", name=props.project_name)
-            cdk.Validations.of(project).acknowledge(
-                cdk.Acknowledgment(
-                    id="CloudFormation-Validate::W3696",
-                    reason="Pinpoint reached end of support on 2026-10-30: this project is created only with "
-                    "-c pinpoint=true, for accounts that still have access (or pass pinpointApplicationId).",
-                )
-            )
-            # Same fact for cfn-lint, which otherwise fails `make synth` on the end-of-support warning.
-            project.add_metadata("cfn-lint", {"config": {"ignore_checks": ["W3696"]}})
-            self.application_id = project.ref
-        self.application_arn = stack.format_arn(
+        self.application_id: str = props.application_id or self._create_project(props.project_name)
+        self.application_arn = cdk.Stack.of(self).format_arn(
             service="mobiletargeting", resource="apps", resource_name=self.application_id
         )
-
         role = self._pinpoint_role(bucket, props)
         self.pinpoint_role: iam.IRole = role
         target = PinpointTarget(
             application_id=self.application_id, application_arn=self.application_arn, role=role
         )
+        join = self._join_function(bucket, props)
+        inspect = self._inspect_function(bucket, props)
+        self.prepare_state_machine: sfn.IStateMachine = self._prepare_machine(target, join, props)
+        self.import_state_machine: sfn.IStateMachine = self._import_machine(target, inspect, props)
+        self.segment_ready_rule = events.Rule(
+            self,
+            "SegmentReadyRule",
+            description="Segment Ready -> Pinpoint prepare workflow",
+            event_bus=props.event_bus,
+            event_pattern=events.EventPattern(source=[EVENT_SOURCE], detail_type=[SEGMENT_READY]),
+            targets=[workflow_target(self.prepare_state_machine)],
+        )
+        # Only the import prefix starts imports, so the export prefix (and anything else in the bucket)
+        # never does.
+        trigger = OncePerObjectVersion(
+            self,
+            "ImportTrigger",
+            props=OncePerObjectVersionProps(
+                bucket=bucket,
+                key_filter={"prefix": props.import_prefix},
+                target=self.import_state_machine,
+                description="New file under the import prefix -> Pinpoint import",
+            ),
+        )
+        self.import_rule: events.IRule = trigger.rule
+        self.dispatch_state_machine: sfn.IStateMachine = trigger.state_machine
 
+    def _create_project(self, name: str) -> str:
+        """A Pinpoint project; returns its id."""
+        project = pinpoint.CfnApp(self, "Project", name=name)
+        cdk.Validations.of(project).acknowledge(
+            cdk.Acknowledgment(
+                id="CloudFormation-Validate::W3696",
+                reason="Pinpoint reached end of support on 2026-10-30: this project is created only with "
+                "-c pinpoint=true, for accounts that still have access (or pass pinpointApplicationId).",
+            )
+        )
+        # Same fact for cfn-lint, which otherwise fails `make synth` on the end-of-support warning.
+        project.add_metadata("cfn-lint", {"config": {"ignore_checks": ["W3696"]}})
+        return project.ref
+
+    def _join_function(self, bucket: s3.IBucket, props: PinpointSegmentImporterProps) -> lambda_.IFunction:
+        """The streaming join: reads segments and endpoint exports, writes import files."""
         join = python_function(
             self,
             "EndpointJoin",
@@ -145,13 +172,14 @@ class PinpointSegmentImporter(Construct):
                 objects_finding(props.segments_bucket, f"{SEGMENTS_PREFIX}*"),
                 objects_finding(bucket, f"{props.export_prefix}*"),
                 objects_finding(bucket, f"{props.import_prefix}*"),
-                "Action::s3:GetBucket*",
-                "Action::s3:GetObject*",
-                "Action::s3:List*",
+                *READ_FINDINGS,
                 "Action::s3:Abort*",
             ],
         )
+        return join
 
+    def _inspect_function(self, bucket: s3.IBucket, props: PinpointSegmentImporterProps) -> lambda_.IFunction:
+        """The import-file inspector: reads the first bytes of files under the import prefix."""
         inspect = python_function(
             self,
             "ImportFileInspector",
@@ -163,33 +191,26 @@ class PinpointSegmentImporter(Construct):
         )
         bucket.grant_read(inspect, f"{props.import_prefix}*")
         assert inspect.role is not None
-        for function in (join, inspect):
-            acknowledge(
-                function,
-                "L1",
-                "The runtime is pinned project-wide in workflow_kit.LAMBDA_RUNTIME (python3.13, boto3 "
-                "included); raising it is a project decision, not this component's.",
-            )
         acknowledge(
             inspect.role,
             "IAM5",
             "The inspector reads the first bytes of any file under the import prefix "
             "(keys chosen by uploaders).",
-            findings=[
-                objects_finding(bucket, f"{props.import_prefix}*"),
-                "Action::s3:GetBucket*",
-                "Action::s3:GetObject*",
-                "Action::s3:List*",
-            ],
+            findings=[objects_finding(bucket, f"{props.import_prefix}*"), *READ_FINDINGS],
         )
+        return inspect
 
-        prepare_machine = logged_state_machine(
+    def _prepare_machine(
+        self, target: PinpointTarget, join: lambda_.IFunction, props: PinpointSegmentImporterProps
+    ) -> sfn.StateMachine:
+        """The prepare workflow's state machine (`Segment Ready` -> import file)."""
+        machine = logged_state_machine(
             self,
             "PrepareWorkflow",
             definition=prepare_workflow(
                 self,
                 target=target,
-                export_bucket=bucket.bucket_name,
+                export_bucket=self.bucket.bucket_name,
                 export_prefix=props.export_prefix,
                 join_function=join,
                 bus=props.event_bus,
@@ -199,7 +220,14 @@ class PinpointSegmentImporter(Construct):
             timeout=props.export_timeout.plus(cdk.Duration.minutes(30)),
             comment="Segment Ready -> Pinpoint endpoint export -> join -> Id import file",
         )
-        import_machine = logged_state_machine(
+        self._may_run_jobs(machine, "export", join)
+        return machine
+
+    def _import_machine(
+        self, target: PinpointTarget, inspect: lambda_.IFunction, props: PinpointSegmentImporterProps
+    ) -> sfn.StateMachine:
+        """The import workflow's state machine (import file -> static segment)."""
+        machine = logged_state_machine(
             self,
             "ImportWorkflow",
             definition=import_workflow(
@@ -213,47 +241,23 @@ class PinpointSegmentImporter(Construct):
             timeout=props.import_timeout.plus(cdk.Duration.minutes(30)),
             comment="Import file -> Pinpoint static segment (CreateImportJob with DefineSegment), polled",
         )
-        for machine, kind, function in (
-            (prepare_machine, "export", join),
-            (import_machine, "import", inspect),
-        ):
-            role.grant_pass_role(machine.role)
-            acknowledge(
-                machine.role,
-                "IAM5",
-                f"GetImportJob/GetExportJob take the job id Pinpoint chose: {kind} jobs of this project "
-                "only. lambda:InvokeFunction on the function's versions (`:*`) is how LambdaInvoke grants "
-                "its one function.",
-                findings=[
-                    resource_finding(stack, f"{self.application_arn}/jobs/{kind}/*"),
-                    resource_finding(stack, function.function_arn) + ":*",
-                ],
-            )
-        self.prepare_state_machine: sfn.IStateMachine = prepare_machine
-        self.import_state_machine: sfn.IStateMachine = import_machine
+        self._may_run_jobs(machine, "import", inspect)
+        return machine
 
-        self.segment_ready_rule = events.Rule(
-            self,
-            "SegmentReadyRule",
-            description="Segment Ready -> Pinpoint prepare workflow",
-            event_bus=props.event_bus,
-            event_pattern=events.EventPattern(source=[EVENT_SOURCE], detail_type=[SEGMENT_READY]),
-            targets=[workflow_target(prepare_machine)],
+    def _may_run_jobs(self, machine: sfn.StateMachine, kind: str, function: lambda_.IFunction) -> None:
+        """Let `machine` hand Pinpoint its role; acknowledge the job and Lambda-version wildcards it holds."""
+        self.pinpoint_role.grant_pass_role(machine.role)
+        acknowledge(
+            machine.role,
+            "IAM5",
+            f"GetImportJob/GetExportJob take the job id Pinpoint chose: {kind} jobs of this project "
+            "only. lambda:InvokeFunction on the function's versions (`:*`) is how LambdaInvoke grants "
+            "its one function.",
+            findings=[
+                resource_finding(self, f"{self.application_arn}/jobs/{kind}/*"),
+                resource_finding(self, function.function_arn) + ":*",
+            ],
         )
-        # Only the import prefix starts imports, so the export prefix (and anything else in the bucket)
-        # never does.
-        trigger = OncePerObjectVersion(
-            self,
-            "ImportTrigger",
-            props=OncePerObjectVersionProps(
-                bucket=bucket,
-                key_filter={"prefix": props.import_prefix},
-                target=import_machine,
-                description="New file under the import prefix -> Pinpoint import",
-            ),
-        )
-        self.import_rule: events.IRule = trigger.rule
-        self.dispatch_state_machine: sfn.IStateMachine = trigger.state_machine
 
     def _pinpoint_role(self, bucket: s3.Bucket, props: PinpointSegmentImporterProps) -> iam.Role:
         """Role Pinpoint assumes for this project only: read the import prefix, write the export prefix."""
@@ -271,33 +275,22 @@ class PinpointSegmentImporter(Construct):
                 },
             ),
         )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                sid="ReadImportFiles",
-                actions=["s3:GetObject"],
-                resources=[bucket.arn_for_objects(f"{props.import_prefix}*")],
-            )
-        )
-        role.add_to_policy(
+        imports = bucket.arn_for_objects(f"{props.import_prefix}*")
+        exports = bucket.arn_for_objects(f"{props.export_prefix}*")
+        for statement in (
+            iam.PolicyStatement(sid="ReadImportFiles", actions=["s3:GetObject"], resources=[imports]),
             iam.PolicyStatement(
                 sid="ListImportPrefix",
                 actions=["s3:ListBucket"],
                 resources=[bucket.bucket_arn],
                 conditions={"StringLike": {"s3:prefix": [f"{props.import_prefix}*"]}},
-            )
-        )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                sid="WriteExports",
-                actions=["s3:PutObject"],
-                resources=[bucket.arn_for_objects(f"{props.export_prefix}*")],
-            )
-        )
-        role.add_to_policy(
+            ),
+            iam.PolicyStatement(sid="WriteExports", actions=["s3:PutObject"], resources=[exports]),
             iam.PolicyStatement(
                 sid="LocateBucket", actions=["s3:GetBucketLocation"], resources=[bucket.bucket_arn]
-            )
-        )
+            ),
+        ):
+            role.add_to_policy(statement)
         acknowledge(
             role,
             "IAM5",

@@ -18,6 +18,11 @@ from contextual_targeting.destinations.customer_profiles.importer import (
     CustomerProfilesSegmentImporter,
     CustomerProfilesSegmentImporterProps,
 )
+from tests.destinations.support import (
+    assert_subscribes_to_segment_ready,
+    role_statements,
+    statement_actions,
+)
 from tests.helpers import CDK_CONTEXT, TEST_ENV
 
 
@@ -49,21 +54,6 @@ def template(stack: cdk.Stack) -> Template:
     return Template.from_stack(stack)
 
 
-def statements(template: Template, role_prefix: str) -> list[dict[str, Any]]:
-    """Statements of the policies attached to the roles whose logical id starts with `role_prefix`."""
-    found: list[dict[str, Any]] = []
-    for policy in template.find_resources("AWS::IAM::Policy").values():
-        roles = [r.get("Ref", "") for r in policy["Properties"]["Roles"]]
-        if any(r.startswith(role_prefix) for r in roles):
-            found += policy["Properties"]["PolicyDocument"]["Statement"]
-    return found
-
-
-def actions(statement: dict[str, Any]) -> list[str]:
-    action = statement["Action"]
-    return action if isinstance(action, list) else [action]
-
-
 def resources(statement: dict[str, Any]) -> list[str]:
     """The statement's resources rendered as text (tokens as JSON)."""
     resource = statement["Resource"]
@@ -74,18 +64,7 @@ def resources(statement: dict[str, Any]) -> list[str]:
 
 
 def test_segment_ready_rule_starts_the_upload_workflow(template: Template) -> None:
-    template.has_resource_properties(
-        "AWS::Events::Rule",
-        {
-            "EventBusName": {"Ref": Match.string_like_regexp("^Bus")},
-            "EventPattern": {"source": ["contextual-targeting"], "detail-type": ["Segment Ready"]},
-            "Targets": [
-                Match.object_like(
-                    {"Arn": {"Ref": Match.string_like_regexp("^CustomerProfilesUploadWorkflow")}}
-                )
-            ],
-        },
-    )
+    assert_subscribes_to_segment_ready(template, bus="Bus", machine="CustomerProfilesUploadWorkflow")
 
 
 def test_domain_is_created_linkable_encrypted_and_expiring(template: Template) -> None:
@@ -114,10 +93,10 @@ def test_existing_domain_creates_no_domain_and_scopes_iam_to_it() -> None:
 def test_customer_profiles_permissions_are_scoped_to_the_domain(template: Template) -> None:
     profile = [
         s
-        for s in statements(template, "CustomerProfilesUploadWorkflowRole")
-        if actions(s)[0].startswith("profile:")
+        for s in role_statements(template, "CustomerProfilesUploadWorkflowRole")
+        if statement_actions(s)[0].startswith("profile:")
     ]
-    granted = sorted(a for s in profile for a in actions(s))
+    granted = sorted(a for s in profile for a in statement_actions(s))
     assert granted == [
         "profile:CreateSegmentDefinition",
         "profile:CreateUploadJob",
@@ -133,24 +112,24 @@ def test_customer_profiles_permissions_are_scoped_to_the_domain(template: Templa
     # The uploading Lambda may fetch the upload path (and its key) of this domain only.
     (send,) = [
         s
-        for s in statements(template, "CustomerProfilesSendUploadFile")
-        if "profile:GetUploadJobPath" in actions(s)
+        for s in role_statements(template, "CustomerProfilesSendUploadFile")
+        if "profile:GetUploadJobPath" in statement_actions(s)
     ]
-    assert actions(send) == ["profile:GetUploadJobPath"]
+    assert statement_actions(send) == ["profile:GetUploadJobPath"]
     assert "segment-definitions" not in resources(send)[0]
 
 
 def test_s3_access_stays_on_the_prefixes(template: Template) -> None:
-    text = json.dumps(statements(template, "CustomerProfilesUploadFile"))
+    text = json.dumps(role_statements(template, "CustomerProfilesUploadFile"))
     assert "/segments/*" in text
     assert "/train/*/users.csv" in text
     assert "/destinations/customer-profiles/*" in text
     machine = [
         s
-        for s in statements(template, "CustomerProfilesUploadWorkflowRole")
-        if actions(s)[0].startswith("s3:")
+        for s in role_statements(template, "CustomerProfilesUploadWorkflowRole")
+        if statement_actions(s)[0].startswith("s3:")
     ]
-    assert sorted(a for s in machine for a in actions(s)) == [
+    assert sorted(a for s in machine for a in statement_actions(s)) == [
         "s3:DeleteObject",
         "s3:GetObject",
         "s3:PutObject",
@@ -162,16 +141,19 @@ def test_s3_access_stays_on_the_prefixes(template: Template) -> None:
 
 def test_gate_lists_only_its_own_machine(template: Template) -> None:
     (listing,) = [
-        s for s in statements(template, "CustomerProfilesUploadGate") if "states:ListExecutions" in actions(s)
+        s
+        for s in role_statements(template, "CustomerProfilesUploadGate")
+        if "states:ListExecutions" in statement_actions(s)
     ]
     assert listing["Resource"]["Ref"].startswith("CustomerProfilesUploadWorkflow")
 
 
 def test_the_machine_may_publish_to_the_encrypted_topic(template: Template) -> None:
-    granted = statements(template, "CustomerProfilesUploadWorkflowRole")
-    assert any("sns:Publish" in actions(s) for s in granted)
+    granted = role_statements(template, "CustomerProfilesUploadWorkflowRole")
+    assert any("sns:Publish" in statement_actions(s) for s in granted)
     assert any(
-        "kms:GenerateDataKey*" in actions(s) and "TopicKey" in json.dumps(s["Resource"]) for s in granted
+        "kms:GenerateDataKey*" in statement_actions(s) and "TopicKey" in json.dumps(s["Resource"])
+        for s in granted
     )
 
 

@@ -16,27 +16,21 @@ import aws_cdk as cdk
 import boto3
 import botocore.session
 import pytest
-from aws_cdk import aws_events as events
-from aws_cdk import aws_kms as kms
-from aws_cdk import aws_s3 as s3
-from aws_cdk import aws_sns as sns
 from aws_cdk.assertions import Template
 from moto import mock_aws
 
 from contextual_targeting.contracts.events import CUSTOMER_PROFILES_SEGMENT_STATE_CHANGE
 from contextual_targeting.destinations.customer_profiles.importer import (
     DEFAULT_SLOT_TIMEOUT,
-    CustomerProfilesSegmentImporter,
-    CustomerProfilesSegmentImporterProps,
 )
 from contextual_targeting.destinations.customer_profiles.workflow import upload_schedule
+from tests.destinations.customer_profiles.test_importer import probe
 from tests.destinations.customer_profiles.test_lambdas import (
     COLUMNS,
     EVENTS,
     STATE_PREFIX,
     upload_file_handler,
 )
-from tests.helpers import CDK_CONTEXT, TEST_ENV
 from tests.sfn_local import Outbox
 from tests.sfn_local.harness import (
     AwsError,
@@ -57,25 +51,10 @@ DEFINITION_ARN = (
 JOB_ID = "0123456789abcdef0123456789abcdef"
 
 
-def bare_stack() -> cdk.Stack:
-    """The construct alone in a stack with its own bucket, bus and KMS-encrypted topic."""
-    stack = cdk.Stack(cdk.App(context=CDK_CONTEXT), "Probe", env=TEST_ENV)
-    CustomerProfilesSegmentImporter(
-        stack,
-        "CustomerProfiles",
-        props=CustomerProfilesSegmentImporterProps(
-            segments_bucket=s3.Bucket(stack, "Data"),
-            event_bus=events.EventBus(stack, "Bus"),
-            notification_topic=sns.Topic(stack, "Topic", master_key=kms.Key(stack, "TopicKey")),
-        ),
-    )
-    return stack
-
-
 @pytest.fixture(scope="module")
 def template() -> Template:
     """Template of the bare stack."""
-    return Template.from_stack(bare_stack())
+    return Template.from_stack(probe()[0])
 
 
 @pytest.fixture(scope="module")

@@ -19,23 +19,13 @@ from contextual_targeting.destinations.pinpoint.importer import (
     PinpointSegmentImporterProps,
 )
 from contextual_targeting.stack import ContextualTargetingSettings, ContextualTargetingStack
+from tests.destinations.support import (
+    assert_subscribes_to_segment_ready,
+    role_statements,
+    statement_actions,
+)
 from tests.helpers import TEST_ENV, build_stack
 from tests.sfn_local.harness import definition_from_template
-
-
-def policies_of(template: Template, role_prefix: str) -> list[dict[str, Any]]:
-    """Statements of the inline policies attached to the roles whose logical id starts with `role_prefix`."""
-    statements: list[dict[str, Any]] = []
-    for policy in template.find_resources("AWS::IAM::Policy").values():
-        roles = [r.get("Ref", "") for r in policy["Properties"]["Roles"]]
-        if any(r.startswith(role_prefix) for r in roles):
-            statements += policy["Properties"]["PolicyDocument"]["Statement"]
-    return statements
-
-
-def actions_of(statement: dict[str, Any]) -> list[str]:
-    action = statement["Action"]
-    return action if isinstance(action, list) else [action]
 
 
 def test_switch_off_leaves_pinpoint_out(template: Template) -> None:
@@ -82,15 +72,8 @@ def test_stack_with_pinpoint_is_cdk_nag_clean(full_stack: ContextualTargetingSta
 
 
 def test_segment_ready_rule_starts_the_prepare_workflow(full_template: Template) -> None:
-    full_template.has_resource_properties(
-        "AWS::Events::Rule",
-        {
-            "EventBusName": {"Ref": Match.string_like_regexp("^TrainingEventBus")},
-            "EventPattern": {"source": ["contextual-targeting"], "detail-type": ["Segment Ready"]},
-            "Targets": [
-                Match.object_like({"Arn": {"Ref": Match.string_like_regexp("^PinpointPrepareWorkflow")}})
-            ],
-        },
+    assert_subscribes_to_segment_ready(
+        full_template, bus="TrainingEventBus", machine="PinpointPrepareWorkflow"
     )
 
 
@@ -168,7 +151,7 @@ def test_pinpoint_role_trusts_pinpoint_for_this_account_and_project_only(full_te
 def test_pinpoint_role_reads_only_the_import_prefix_and_writes_only_the_export_prefix(
     full_template: Template,
 ) -> None:
-    statements = policies_of(full_template, "PinpointPinpointRole")
+    statements = role_statements(full_template, "PinpointPinpointRole")
     by_sid = {s["Sid"]: s for s in statements}
     assert set(by_sid) == {"ReadImportFiles", "ListImportPrefix", "WriteExports", "LocateBucket"}
     assert by_sid["ReadImportFiles"]["Action"] == "s3:GetObject"
@@ -176,7 +159,7 @@ def test_pinpoint_role_reads_only_the_import_prefix_and_writes_only_the_export_p
     assert by_sid["WriteExports"]["Action"] == "s3:PutObject"
     assert by_sid["WriteExports"]["Resource"]["Fn::Join"][1][-1] == "/exports/*"
     assert by_sid["ListImportPrefix"]["Condition"] == {"StringLike": {"s3:prefix": ["pinpoint/*"]}}
-    assert all("s3:PutObject" not in actions_of(s) for s in statements if s["Sid"] != "WriteExports")
+    assert all("s3:PutObject" not in statement_actions(s) for s in statements if s["Sid"] != "WriteExports")
 
 
 def test_workflows_call_pinpoint_on_this_project_only_and_pass_the_role(full_template: Template) -> None:
@@ -191,9 +174,9 @@ def test_workflows_call_pinpoint_on_this_project_only_and_pass_the_role(full_tem
         },
     }
     for role, calls in expected.items():
-        statements = policies_of(full_template, role)
+        statements = role_statements(full_template, role)
         for action, job_suffix in calls.items():
-            [statement] = [s for s in statements if action in actions_of(s)]
+            [statement] = [s for s in statements if action in statement_actions(s)]
             resources = (
                 statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
             )
@@ -202,14 +185,14 @@ def test_workflows_call_pinpoint_on_this_project_only_and_pass_the_role(full_tem
             if job_suffix:
                 assert any(job_suffix in r for r in rendered), rendered
         assert any(
-            "iam:PassRole" in actions_of(s)
+            "iam:PassRole" in statement_actions(s)
             and s["Resource"]["Fn::GetAtt"][0].startswith("PinpointPinpointRole")
             for s in statements
         )
         assert not [
             s
             for s in statements
-            if any(a.startswith("mobiletargeting") for a in actions_of(s)) and s["Resource"] == "*"
+            if any(a.startswith("mobiletargeting") for a in statement_actions(s)) and s["Resource"] == "*"
         ]
 
 
@@ -223,7 +206,7 @@ def test_join_lambda_reads_segments_only_and_has_room_for_5m_users(full_template
             "Environment": {"Variables": Match.object_like({"IMPORT_PREFIX": "pinpoint/", "CHANNELS": ""})},
         },
     )
-    statements = policies_of(full_template, "PinpointEndpointJoinServiceRole")
+    statements = role_statements(full_template, "PinpointEndpointJoinServiceRole")
     resources = json.dumps([s["Resource"] for s in statements])
     assert "/segments/*" in resources
     assert "/train/" not in resources
