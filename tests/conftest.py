@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
 import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Template
+from hypothesis import settings
 
 from contextual_targeting.stack import ContextualTargetingSettings, ContextualTargetingStack
 
@@ -20,6 +22,12 @@ TEST_ENV = cdk.Environment(account="123456789012", region="eu-central-1")
 SHARED_LAMBDA_CODE = REPO / "lambda" / "shared" / "python"
 if str(SHARED_LAMBDA_CODE) not in sys.path:
     sys.path.insert(0, str(SHARED_LAMBDA_CODE))
+
+# Property tests: `make test` runs the same bounded set of examples every time (derandomized, no example
+# database), so a red run is reproducible; `HYPOTHESIS_PROFILE=thorough` searches far wider and at random.
+settings.register_profile("bounded", derandomize=True, database=None, max_examples=60, deadline=None)
+settings.register_profile("thorough", max_examples=2_000, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "bounded"))
 
 
 def build_stack(settings: ContextualTargetingSettings | None = None) -> ContextualTargetingStack:
