@@ -28,7 +28,7 @@ from upload_file import (
 def _previous_members(s3: Any, bucket: str, key: str) -> Any:
     """Ids of the previous run's members, or none on a first run."""
     try:
-        yield from read_ids(text_lines(s3, bucket, key))
+        yield from read_ids(text_lines(s3, bucket, key), source=f"previous members s3://{bucket}/{key}")
     except s3.exceptions.NoSuchKey:
         return
 
@@ -57,7 +57,9 @@ def build_upload(
         "PendingKey": f"{run}members.csv",
     }
     stats = UploadStats()
-    users = read_segment(text_lines(s3, bucket, event["Key"]), stats)
+    users = read_segment(
+        text_lines(s3, bucket, event["Key"]), stats, source=f"segment file s3://{bucket}/{event['Key']}"
+    )
     dropped = dropped_members(_previous_members(s3, bucket, keys["MembersKey"]), users, stats)
     contacts = contacts_key.format(dataset_group=dataset_group)
     upload = ObjectWriter(s3, bucket, keys["UploadKey"])
@@ -72,7 +74,14 @@ def build_upload(
     try:
         # An empty segment is rejected whole: no contact file read, no member set to false.
         rows = (
-            upload_rows(users, dropped, text_lines(s3, bucket, contacts), columns, stats)
+            upload_rows(
+                users,
+                dropped,
+                text_lines(s3, bucket, contacts),
+                columns,
+                stats,
+                source=f"contact file s3://{bucket}/{contacts}",
+            )
             if users
             else iter(())
         )

@@ -377,7 +377,8 @@ def check_csv_header(report: Report, kind: str, key: str, header_line: str, entr
 def check_queries(report: Report, key: str, text: str, item_fields: Iterable[str]) -> None:
     """Batch segment input: JSON lines of {"itemAttributes": "ITEMS.<field> = ..."}, at most 10."""
     known = {f.upper() for f in item_fields}
-    lines = [line for line in text.splitlines() if line.strip()]
+    # JSON lines end at \n only (Personalize's reading): `splitlines` would also cut at a U+2028 in a value.
+    lines = [line for line in text.split("\n") if line.strip()]
     if not lines:
         report.error(key, "has no queries")
     if len(lines) > MAX_QUERIES:
