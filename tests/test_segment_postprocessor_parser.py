@@ -1,4 +1,4 @@
-"""The post-processor's pure functions: streaming JSON-lines parser, CSV rows, segment names."""
+"""The post-processor's pure functions: the streaming JSON-lines parser and its CSV rows."""
 
 from __future__ import annotations
 
@@ -249,38 +249,3 @@ def test_a_large_line_is_streamed_in_bounded_memory() -> None:
     assert parsed.user_count == count == sum(batches)
     assert len(batches) > 10
     assert peak < 8_000_000, f"peak traced memory {peak} bytes"
-
-
-@pytest.mark.parametrize(
-    ("query", "slug"),
-    [
-        ('ITEMS.genres = "Action"', "genres-action"),
-        ('ITEMS.genres = "Sci-Fi"', "genres-sci-fi"),
-        ('ITEMS.genres = "Comedy" AND ITEMS.genres = "Action"', "genres-comedy-genres-action"),
-        ('ITEMS.genres = "Ciencia ficción"', "genres-ciencia-ficcion"),
-        ('ITEMS.itemId = "105"', "itemid-105"),
-        ("something unusual!", "something-unusual"),
-        ('ITEMS.genres = "東京"', "genres"),
-        ("", "line-3"),
-        (None, "line-3"),
-    ],
-)
-def test_slug_is_readable_from_the_query(query: str | None, slug: str) -> None:
-    assert segment_parser.slug_for_query(query, fallback="line-3") == slug
-
-
-def test_slug_is_bounded_in_length() -> None:
-    slug = segment_parser.slug_for_query(
-        " AND ".join(f'ITEMS.genres = "G{i}"' for i in range(40)), fallback="x"
-    )
-    assert len(slug) <= segment_parser.SLUG_MAX_LENGTH
-    assert not slug.endswith("-")
-
-
-def test_slug_gets_a_suffix_on_collision() -> None:
-    taken: set[str] = set()
-    assert [segment_parser.unique_slug("genres-action", taken) for _ in range(3)] == [
-        "genres-action",
-        "genres-action-2",
-        "genres-action-3",
-    ]

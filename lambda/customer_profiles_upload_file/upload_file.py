@@ -9,20 +9,19 @@ previous member file are streamed once each, and every output row is handed to a
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
-import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from s3_streams import csv_records
+from segment_names import attribute_name as segment_attribute_name
+from segment_names import segment_name
 
 HEADER_USER_ID = "UserId"
 HEADER_EMAIL = "Email"
 HEADER_PHONE = "Phone"
 HEADER_MEMBER = "Member"
-NAME_LIMIT = 64  # SegmentDefinitionName: ^[a-zA-Z0-9_-]+$, 1..64
 
 
 @dataclass
@@ -60,22 +59,18 @@ def segment_slug(key: str) -> str:
     return name[: -len(".csv")] if name.endswith(".csv") else name
 
 
-def _clean(text: str, allowed: str) -> str:
-    return re.sub(f"[^{allowed}]+", "-", text).strip("-").lower() or "segment"
-
-
 def definition_name(dataset_group: str, slug: str) -> str:
-    """Segment definition name per dataset group and query: readable, stable, within 64 characters."""
-    name = _clean(f"{dataset_group}-{slug}", "a-zA-Z0-9_-")
-    if len(name) <= NAME_LIMIT:
-        return name
-    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
-    return f"{name[: NAME_LIMIT - 9].rstrip('-')}-{digest}"
+    """Segment definition name per dataset group and query: the segment's name (`segment_names`).
+
+    One-to-one over (dataset group, query), within SegmentDefinitionName's `^[a-zA-Z0-9_-]+$`, 1-64.
+    """
+    return segment_name(dataset_group, slug)
 
 
 def attribute_name(definition: str) -> str:
-    """Profile attribute that carries the membership: `segment_<dataset group>_<slug>`."""
-    return "segment_" + definition.replace("-", "_")
+    """Profile attribute that carries the membership: `segment_` + the definition name, `_` for `-`."""
+    # Attribute keys are 1-255 characters (customer-profiles model, string1To255); names are 64 at most.
+    return segment_attribute_name(definition)
 
 
 def segment_groups(attribute: str) -> dict[str, Any]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import re
-import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,7 +24,6 @@ MAX_SMALL_VALUE = 1 << 20
 USER_LIST_KEYS = ("usersList", "recommendedUsers")
 """Where Personalize puts the users: `output.usersList` (seen in job output) or `recommendedUsers` (docs)."""
 CSV_HEADER = "UserId"
-SLUG_MAX_LENGTH = 60
 
 # Inside a line only these are whitespace: a raw newline always ends the line (JSON escapes it in strings),
 # which is what lets a malformed line be skipped without losing the next one.
@@ -35,8 +33,6 @@ _SCALAR = re.compile(rb"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?|tru
 _STRUCTURE = re.compile(rb'[^"\[\]{}\n]*')
 _ELEMENT = re.compile(rb'[ \t\r]*("[^"\\\n]*(?:\\.[^"\\\n]*)*")[ \t\r]*([,\]])')
 _CLOSE = re.compile(rb"[ \t\r]*\]")
-_CONDITION = re.compile(r'(?:ITEMS\.)?([A-Za-z0-9_]+)\s*(?:=|IN)\s*"((?:[^"\\]|\\.)*)"', re.IGNORECASE)
-_NON_SLUG = re.compile(r"[^a-z0-9]+")
 _CSV_SPECIALS = ',"\r\n'
 
 
@@ -124,29 +120,6 @@ def _quote(user: str) -> str:
 def csv_header() -> bytes:
     """The segment file's first line."""
     return f"{CSV_HEADER}\n".encode()
-
-
-def slug_for_query(query: str | None, *, fallback: str) -> str:
-    """A readable file-name part from a query: `ITEMS.genres = "Action"` -> `genres-action`.
-
-    Conditions joined with AND are joined in order (`genres-comedy-genres-action`); anything else is
-    slugified as a whole; `fallback` when nothing readable is left.
-    """
-    conditions = _CONDITION.findall(query or "")
-    text = " ".join(f"{name} {value}" for name, value in conditions) if conditions else (query or "")
-    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
-    slug = _NON_SLUG.sub("-", ascii_text).strip("-")[:SLUG_MAX_LENGTH].rstrip("-")
-    return slug or fallback
-
-
-def unique_slug(slug: str, taken: set[str]) -> str:
-    """`slug`, or `slug-2`, `slug-3`, ... when an earlier query of the job already has it; records it."""
-    candidate, number = slug, 1
-    while candidate in taken:
-        number += 1
-        candidate = f"{slug}-{number}"
-    taken.add(candidate)
-    return candidate
 
 
 def parse_job_output(chunks: Iterable[bytes], on_rows: RowSink) -> Iterator[ParsedLine]:
