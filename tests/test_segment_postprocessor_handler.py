@@ -143,6 +143,43 @@ def test_more_queries_than_a_job_can_have_fail_the_run(s3: Any) -> None:
     assert f"{SEGMENTS}manifest.json" not in keys(s3)
 
 
+def test_a_job_over_the_query_limit_leaves_no_segment_file_and_no_open_upload(s3: Any) -> None:
+    # GIVEN 11 query lines, the first one larger than a multipart part (a job's segments appear together
+    # with their manifest or not at all; 10 files used to stay behind without one)
+    first = b"".join(big_line_chunks('ITEMS.genres = "Big"', 1_200_000))
+    put_output(s3, first + job_output(*(job_line(f'ITEMS.genres = "G{i}"', ["u"]) for i in range(10))))
+    # WHEN split with the smallest part size S3 allows
+    job = segment_store.JobInfo.from_event(event("split_request.json"))
+    with pytest.raises(segment_store.TooManyQueriesError, match="line 11"):
+        segment_store.process_job(s3, job, bucket=BUCKET, prefix="segments/", part_size=5 << 20)
+    # THEN nothing is visible and nothing is left half uploaded
+    assert keys(s3) == []
+    assert s3.list_multipart_uploads(Bucket=BUCKET).get("Uploads", []) == []
+
+
+class FailingManifest:
+    """An S3 client whose PutObject of the manifest fails (a commit step after the segment files)."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+    def put_object(self, **kwargs: Any) -> Any:
+        if kwargs["Key"].endswith("manifest.json"):
+            raise RuntimeError("S3 is down")
+        return self.client.put_object(**kwargs)
+
+
+def test_a_failed_manifest_write_takes_the_segment_files_back(s3: Any) -> None:
+    put_output(s3, job_output(*(job_line(f'ITEMS.genres = "g{i}"', ["u"]) for i in range(3))))
+    job = segment_store.JobInfo.from_event(event("split_request.json"))
+    with pytest.raises(RuntimeError, match="S3 is down"):
+        segment_store.process_job(FailingManifest(s3), job, bucket=BUCKET, prefix="segments/")
+    assert keys(s3) == []
+
+
 def test_ten_queries_give_ten_segments(s3: Any) -> None:
     put_output(s3, job_output(*(job_line(f'ITEMS.genres = "G{i}"', user_ids(3)) for i in range(10))))
     summary = handler_module.handler(event("split_request.json"), None)

@@ -135,6 +135,7 @@ class SegmentSplitter:
         self._owners: dict[str, tuple[str, int, str]] = {}  # slug -> (source, line, normalised query)
         self._source = ""
         self._writer: ObjectWriter | None = None
+        self._staged: list[ObjectWriter] = []  # complete segments, invisible until `commit`
         self._slug: str | None = None  # the name the line being read owns
         self._conflict: str | None = None  # why the line being read cannot have its name
 
@@ -212,13 +213,41 @@ class SegmentSplitter:
         assert slug is not None
         if writer.key is None:  # the query came after the users
             writer.key = f"{self.folder}{slug}.csv"
-        writer.commit()
+        # Not visible yet: the job's segments appear together with their manifest, or not at all.
+        writer.stage()
+        self._staged.append(writer)
         result.status = READY
         result.user_count = parsed.user_count
         result.bucket = self.bucket
         result.key = writer.key
         result.segment_name = segment_name(self.job.dataset_group_name, slug)
         return result
+
+    def commit(self) -> str:
+        """Make every segment file visible, then the manifest (last: it is the job's commit record); its URI.
+
+        On a failure, files already committed are deleted again, the rest aborted, and the error raised.
+        """
+        committed: list[str] = []
+        try:
+            while self._staged:
+                writer = self._staged[0]
+                writer.commit()
+                self._staged.pop(0)
+                committed.append(str(writer.key))
+            return self.write_manifest()
+        except BaseException:
+            for key in committed:
+                self.s3.delete_object(Bucket=self.bucket, Key=key)
+            self.abort()
+            raise
+
+    def abort(self) -> None:
+        """Drop every segment not committed yet (open multipart uploads included)."""
+        for writer in [*self._staged, *([self._writer] if self._writer else [])]:
+            writer.abort()
+        self._staged.clear()
+        self._writer = None
 
     def manifest(self) -> dict[str, Any]:
         """The manifest document: the job and every query's outcome."""
@@ -266,15 +295,19 @@ def process_job(
     """Split every `*.out` object of the job, write the manifest, return the workflow's small summary."""
     source_bucket, keys = list_job_outputs(s3, job.output_uri)
     splitter = SegmentSplitter(s3, job, bucket=bucket, prefix=prefix, part_size=part_size)
-    for key in keys:
-        body = s3.get_object(Bucket=source_bucket, Key=key)["Body"]
-        try:
-            splitter.split(key, iter_chunks(body, CHUNK_SIZE))
-        finally:
-            body.close()
-    if not splitter.results:
-        raise JobOutputMissingError(f"the job output under {job.output_uri} holds no query lines")
-    manifest_uri = splitter.write_manifest()
+    try:
+        for key in keys:
+            body = s3.get_object(Bucket=source_bucket, Key=key)["Body"]
+            try:
+                splitter.split(key, iter_chunks(body, CHUNK_SIZE))
+            finally:
+                body.close()
+        if not splitter.results:
+            raise JobOutputMissingError(f"the job output under {job.output_uri} holds no query lines")
+    except BaseException:
+        splitter.abort()
+        raise
+    manifest_uri = splitter.commit()
     results = splitter.results
     ready = sum(r.status == READY for r in results)
     return {

@@ -91,6 +91,16 @@ class ObjectWriter:
         if len(self._buffer) >= self._part_size:
             self._send(final=False)
 
+    def stage(self) -> None:
+        """Send the parts kept aside while the key was unknown to S3; nothing becomes visible yet.
+
+        Memory and local disk then hold at most about one part, so many objects can wait for their commit.
+        """
+        if self.key is None:
+            raise ValueError("the object has no key yet")
+        if self._spool is not None:
+            self._send(final=False)
+
     def commit(self) -> None:
         """Make the object visible under `key`, complete."""
         if self.key is None:
