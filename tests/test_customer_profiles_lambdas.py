@@ -209,6 +209,18 @@ def test_second_run_sets_dropped_members_false(s3: Any) -> None:
     assert read(s3, result["PendingKey"]).splitlines() == ["UserId", "1", "3", '"a,b"']
 
 
+def test_a_missing_contact_file_names_its_key_and_the_setting(s3: Any) -> None:
+    s3.delete_object(Bucket="data-bucket", Key="train/bingewatch/users.csv")
+    with pytest.raises(upload_file_handler.ContactFileMissingError) as raised:
+        build(s3)
+    assert str(raised.value) == (
+        "the contact file s3://data-bucket/train/bingewatch/users.csv does not exist: upload it, or point "
+        "the construct prop contacts_key (Lambda environment CONTACTS_KEY, now "
+        "'train/{dataset_group}/users.csv') at the file of contact data"
+    )
+    assert "Contents" not in s3.list_objects_v2(Bucket="data-bucket", Prefix=STATE_PREFIX)
+
+
 def test_segment_without_contacts_writes_nothing(s3: Any) -> None:
     s3.put_object(Bucket="data-bucket", Key=SEGMENT_KEY, Body=b"UserId\nghost-1\nghost-2\n")
     result = build(s3)

@@ -25,6 +25,21 @@ from upload_file import (
 )
 
 
+class ContactFileMissingError(Exception):
+    """The contact file to join the segment with is not in the bucket."""
+
+
+def _contact_lines(s3: Any, bucket: str, key: str, setting: str) -> Any:
+    try:
+        return text_lines(s3, bucket, key)
+    except s3.exceptions.NoSuchKey:
+        # A bare NoSuchKey names neither the key nor where it comes from.
+        raise ContactFileMissingError(
+            f"the contact file s3://{bucket}/{key} does not exist: upload it, or point the construct prop "
+            f"contacts_key (Lambda environment CONTACTS_KEY, now {setting!r}) at the file of contact data"
+        ) from None
+
+
 def _previous_members(s3: Any, bucket: str, key: str) -> Any:
     """Ids of the previous run's members, or none on a first run."""
     try:
@@ -77,7 +92,7 @@ def build_upload(
             upload_rows(
                 users,
                 dropped,
-                text_lines(s3, bucket, contacts),
+                _contact_lines(s3, bucket, contacts, contacts_key),
                 columns,
                 stats,
                 source=f"contact file s3://{bucket}/{contacts}",
