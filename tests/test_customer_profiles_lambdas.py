@@ -264,6 +264,7 @@ class Recorder(http.server.BaseHTTPRequestHandler):
 
     received: list[dict[str, Any]] = []  # noqa: RUF012 - per-test state, reset by the fixture
     status = 200
+    error_body = b"<Error><Code>InvalidArgument</Code></Error>"
 
     def do_PUT(self) -> None:
         length = int(self.headers["Content-Length"])
@@ -281,7 +282,7 @@ class Recorder(http.server.BaseHTTPRequestHandler):
         self.send_response(Recorder.status)
         self.end_headers()
         if Recorder.status >= 300:
-            self.wfile.write(b"<Error><Code>InvalidArgument</Code></Error>")
+            self.wfile.write(Recorder.error_body)
 
     def log_message(self, *_args: Any) -> None:
         return
@@ -292,6 +293,7 @@ def server() -> Iterator[str]:
     """A local HTTP server on 127.0.0.1 standing in for the presigned S3 URL."""
     Recorder.received = []
     Recorder.status = 200
+    Recorder.error_body = b"<Error><Code>InvalidArgument</Code></Error>"
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -346,6 +348,65 @@ def test_rejected_put_names_the_status_but_never_the_key(server: str) -> None:
     assert "HTTP 400" in str(raised.value)
     assert "InvalidArgument" in str(raised.value)
     assert CLIENT_TOKEN not in str(raised.value)
+
+
+def test_rejected_put_keeps_only_s3s_code_and_message(server: str) -> None:
+    # GIVEN S3's error document for a bad SSE-C key, which echoes the key in ArgumentValue
+    Recorder.status = 400
+    Recorder.error_body = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>InvalidArgument</Code>'
+        "<Message>The secret key was invalid for the specified algorithm.</Message>"
+        "<ArgumentName>x-amz-server-side-encryption-customer-key</ArgumentName>"
+        f"<ArgumentValue>{CLIENT_TOKEN}</ArgumentValue><RequestId>R1</RequestId><HostId>H1</HostId></Error>"
+    ).encode()
+    # WHEN the PUT is rejected
+    with pytest.raises(presigned_put.UploadRejectedError) as raised:
+        presigned_put.put_stream(f"{server}/u", iter([b"x"]), 1, presigned_put.sse_c_headers(CLIENT_TOKEN))
+    # THEN the error holds S3's code and message and nothing else of the body
+    assert str(raised.value) == (
+        "upload URL answered HTTP 400: InvalidArgument: "
+        "The secret key was invalid for the specified algorithm."
+    )
+
+
+def test_a_key_echoed_in_s3s_message_is_redacted(server: str) -> None:
+    Recorder.status = 400
+    digest = presigned_put.sse_c_headers(CLIENT_TOKEN)["x-amz-server-side-encryption-customer-key-MD5"]
+    Recorder.error_body = (
+        f"<Error><Code>InvalidArgument</Code><Message>bad key {CLIENT_TOKEN} / {digest}</Message></Error>"
+    ).encode()
+    with pytest.raises(presigned_put.UploadRejectedError) as raised:
+        presigned_put.put_stream(f"{server}/u", iter([b"x"]), 1, presigned_put.sse_c_headers(CLIENT_TOKEN))
+    assert (
+        str(raised.value) == "upload URL answered HTTP 400: InvalidArgument: bad key [redacted] / [redacted]"
+    )
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        f"<html>proxy error, request had {CLIENT_TOKEN}</html>".encode(),
+        f"plain text {CLIENT_TOKEN}".encode(),
+        b'<!DOCTYPE e [<!ENTITY a "aaaa">]><Error><Code>&a;</Code></Error>',
+    ],
+)
+def test_a_body_that_is_no_s3_error_document_is_not_echoed(server: str, body: bytes) -> None:
+    Recorder.status = 403
+    Recorder.error_body = body
+    with pytest.raises(presigned_put.UploadRejectedError) as raised:
+        presigned_put.put_stream(f"{server}/u", iter([b"x"]), 1, presigned_put.sse_c_headers(CLIENT_TOKEN))
+    assert str(raised.value) == "upload URL answered HTTP 403 (the body is no S3 error document)"
+
+
+@pytest.mark.parametrize(
+    "token",
+    [base64.b64encode(bytes(16)).decode(), base64.b64encode(bytes(33)).decode(), "not base64!", ""],
+)
+def test_sse_c_headers_refuse_a_key_that_is_not_256_bits(token: str) -> None:
+    with pytest.raises(ValueError, match="not the base64 of a 256-bit key") as raised:
+        presigned_put.sse_c_headers(token)
+    if token:
+        assert token not in str(raised.value)
 
 
 def test_short_body_is_refused(server: str) -> None:
