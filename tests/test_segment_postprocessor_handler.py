@@ -180,6 +180,14 @@ def test_a_failed_manifest_write_takes_the_segment_files_back(s3: Any) -> None:
     assert keys(s3) == []
 
 
+def test_user_count_counts_distinct_users(s3: Any) -> None:
+    # Destinations de-duplicate; the count in the event and the manifest must match what they see.
+    put_output(s3, job_output(job_line('ITEMS.genres = "action"', ["u1", "u2", "u1", "u3", "u2"])))
+    summary = handler_module.handler(event("split_request.json"), None)
+    assert summary["Segments"][0]["UserCount"] == 3
+    assert read_csv(s3, f"{SEGMENTS}genres-action.csv") == [["UserId"], ["u1"], ["u2"], ["u3"]]
+
+
 def test_ten_queries_give_ten_segments(s3: Any) -> None:
     put_output(s3, job_output(*(job_line(f'ITEMS.genres = "G{i}"', user_ids(3)) for i in range(10))))
     summary = handler_module.handler(event("split_request.json"), None)
