@@ -122,6 +122,16 @@ def test_previous_member_with_a_line_separator_is_one_member(s3: Any, separator:
     assert result["MembersRemoved"] == 1
 
 
+def test_a_carriage_return_in_a_user_id_is_quoted_in_the_upload_file(s3: Any) -> None:
+    # Found by the property tests: csv.writer with a "\n" terminator wrote `a\rb` bare, which a CSV reader
+    # (Customer Profiles' included) may read as two records.
+    put(s3, SEGMENT_KEY, 'UserId\n"a\rb"\n')
+    put(s3, CONTACTS_KEY, 'USER_ID,E_MAIL\n"a\rb",ab@example.com\n')
+    result = build(s3)
+    body = s3.get_object(Bucket=BUCKET, Key=result["UploadKey"])["Body"].read()
+    assert body == b'UserId,Email,Member\r\n"a\rb",ab@example.com,true\r\n'
+
+
 def test_ids_are_not_stripped_so_a_padded_id_is_another_user(s3: Any) -> None:
     # ` u1` and `u1` are different Personalize users: the padded one must not get u1's address.
     put(s3, SEGMENT_KEY, "UserId\n u1\n")

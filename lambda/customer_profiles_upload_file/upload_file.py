@@ -212,7 +212,9 @@ def write_csv(
 ) -> int:
     """Write a UTF-8 CSV (header `first`) through `write` in chunks; return the number of data rows."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    # CRLF, RFC 4180's record end: csv.writer quotes a field holding any character of its line terminator,
+    # so with "\n" a lone CR in a user id went out unquoted, and a reader breaking lines at CR split the user.
+    writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(first)
     count = 0
     for row in rows:
