@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+SHARED_DIR = REPO / "lambda" / "shared" / "python"
 UPLOAD_FILE_DIR = REPO / "lambda" / "destinations" / "customer_profiles" / "upload_file"
 UPLOAD_DIR = REPO / "lambda" / "destinations" / "customer_profiles" / "send"
 
@@ -60,16 +61,17 @@ def generate(folder: Path, users: int) -> None:
 def phase_build(folder: Path, _url: str) -> dict[str, float]:
     """The upload-file Lambda's join and diff over local files."""
     sys.path.insert(0, str(UPLOAD_FILE_DIR))
+    sys.path.insert(0, str(SHARED_DIR))  # the Lambda's layer: s3_streams
     import upload_file  # the Lambda module itself
 
     stats = upload_file.UploadStats()
     columns = upload_file.ContactColumns()
-    with (folder / "segment.csv").open(encoding="utf-8-sig", newline="") as segment:
+    with (folder / "segment.csv").open(encoding="utf-8-sig", newline="\n") as segment:
         users = upload_file.read_segment(segment, stats)
-    with (folder / "members.csv").open(encoding="utf-8-sig", newline="") as previous:
+    with (folder / "members.csv").open(encoding="utf-8-sig", newline="\n") as previous:
         dropped = upload_file.dropped_members(upload_file.read_ids(previous), users, stats)
     with (
-        (folder / "users.csv").open(encoding="utf-8-sig", newline="") as contacts,
+        (folder / "users.csv").open(encoding="utf-8-sig", newline="\n") as contacts,
         (folder / "upload.csv").open("wb") as out,
         (folder / "next-members.csv").open("wb") as members,
     ):

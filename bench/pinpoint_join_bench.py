@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+SHARED_DIR = REPO / "lambda" / "shared" / "python"
 JOIN_DIR = REPO / "lambda" / "destinations" / "pinpoint" / "endpoint_join"
 CHANNELS = ("EMAIL", "SMS", "GCM", "APNS")
 
@@ -106,10 +107,11 @@ def phase_parse(folder: Path) -> dict[str, float]:
 def phase_join(folder: Path) -> dict[str, float]:
     """The Lambda's join over local files, writing the Id CSV to disk."""
     sys.path.insert(0, str(JOIN_DIR))
+    sys.path.insert(0, str(SHARED_DIR))  # the Lambda's layer: s3_streams
     import join  # the Lambda module itself
 
     stats = join.JoinStats()
-    with (folder / "segment.csv").open(encoding="utf-8-sig", newline="") as segment:
+    with (folder / "segment.csv").open(encoding="utf-8-sig", newline="\n") as segment:
         users = join.read_segment_users(segment, stats)
     handles = [part.open("rb") for part in export_files(folder)]
     with (folder / "Id.csv").open("wb") as out:

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from aws_cdk.assertions import Template
+from hypothesis import settings
 
 from contextual_targeting.stack import ContextualTargetingSettings, ContextualTargetingStack
 from tests.helpers import REPO, build_stack
+
+# Property tests: `make test` runs the same bounded set of examples every time (derandomized, no example
+# database), so a red run is reproducible; `HYPOTHESIS_PROFILE=thorough` searches far wider and at random.
+settings.register_profile("bounded", derandomize=True, database=None, max_examples=60, deadline=None)
+settings.register_profile("thorough", max_examples=2_000, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "bounded"))
 
 
 @pytest.fixture(scope="session")

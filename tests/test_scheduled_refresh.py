@@ -16,6 +16,7 @@ from typing import Any
 
 import boto3
 import pytest
+import segment_names
 from aws_cdk.assertions import Template
 from moto import mock_aws
 
@@ -45,7 +46,10 @@ pytestmark = pytest.mark.slow
 BUCKET = "data-bucket"
 REGION = "eu-central-1"
 DOMAIN = "amazon-connect-test"
-STATE = "destinations/customer-profiles/bingewatch/genres-action/"
+# Names as the pipeline derives them from (dataset group, query) (lambda/shared/python/segment_names.py).
+ACTION_SLUG = segment_names.query_slug('ITEMS.genres = "Action"')
+ACTION_DEFINITION = segment_names.segment_name("bingewatch", ACTION_SLUG)
+STATE = f"destinations/customer-profiles/bingewatch/{ACTION_SLUG}/"
 INSTANT = dict.fromkeys(
     ("DatasetGroup", "Dataset", "DatasetImportJob", "Solution", "SolutionVersion", "BatchSegmentJob"), 0
 )
@@ -174,7 +178,7 @@ def _deliver(definitions: dict[str, Any], s3: Any, ready: dict[str, Any], run_id
     outbox = Outbox(CUSTOMER_PROFILES_SEGMENT_STATE_CHANGE)
     seen: dict[str, Any] = {}
     exists = bool(s3.list_objects_v2(Bucket=BUCKET, Prefix=f"{STATE}members.csv").get("KeyCount"))
-    definition = {"SegmentDefinitionName": "bingewatch-genres-action", "SegmentDefinitionArn": DEFINITION_ARN}
+    definition = {"SegmentDefinitionName": ACTION_DEFINITION, "SegmentDefinitionArn": DEFINITION_ARN}
     execution = run_workflow(
         definitions["profiles"],
         {"detail-type": SEGMENT_READY, "source": EVENT_SOURCE, "detail": ready},
@@ -256,7 +260,7 @@ def test_a_scheduled_run_refreshes_the_audience_in_place(definitions: dict[str, 
     assert fake.events_of(TRAINING_RUN_STATE_CHANGE)[-1]["Trigger"] == "schedule"
     # its segments are new files under the new job's folder,
     action = _action(second_segments)
-    assert action["Key"] == f"segments/bingewatch/{second_job['JobName']}/genres-action.csv"
+    assert action["Key"] == f"segments/bingewatch/{second_job['JobName']}/{ACTION_SLUG}.csv"
     assert action["UserCount"] == 3
     # the audience was updated in place: the same segment definition, users 2 and 4 flipped off,
     assert second.detail["Status"] == "SUCCEEDED"

@@ -15,6 +15,8 @@ TRAINING_RUN_STATE_CHANGE = "Training Workflow State Change"
 
 # Post-processing: one per non-empty segment, detail
 # {SegmentName, Query, SegmentUri, UserCount, JobArn, JobName, DatasetGroupName, ManifestUri}.
+# SegmentName is a function of (dataset group, query) alone: the same in every run (README "Segments").
+# UserCount counts distinct users: the segment file holds each user once, at its best rank.
 SEGMENT_READY = "Segment Ready"
 # Post-processing problems (failed query line, empty segment, failed run).
 SEGMENT_POSTPROCESSING_STATE_CHANGE = "Segment Postprocessing State Change"

@@ -36,10 +36,11 @@ from contextual_targeting.operations.delivery import workflow_target
 from contextual_targeting.segments.workflow import build_postprocessing_workflow, describe_job_resource
 
 COMPONENT = "segments/split"
-# Measured (bench/segment_postprocessor_bench.py): ~13 M users/s on one core at ~45 MB peak RSS whatever the
-# segment size. 1,024 MB buys ~0.6 vCPU and the network bandwidth to read 10 x 55 MB in well under a minute;
-# 5 minutes leaves a wide margin for a job of 10 queries x 5 M users.
-FUNCTION_MEMORY_MB = 1024
+# Measured (bench/segment_postprocessor_bench.py): ~3 M users/s on one core. Memory grows with a line's
+# distinct users (the set that counts and writes each user once): 480 MB peak RSS at 5 M ids of 7 characters,
+# 625 MB at 36, ~1.6 GB at Personalize's maximum of 256. 2,048 MB fits that maximum; 5 minutes leaves a wide
+# margin for a job of 10 queries x 5 M users.
+FUNCTION_MEMORY_MB = 2048
 FUNCTION_TIMEOUT = cdk.Duration.minutes(5)
 WORKFLOW_TIMEOUT = cdk.Duration.hours(1)
 

@@ -79,7 +79,7 @@ def test_function_is_arm64_python313_with_measured_memory_and_timeout(template: 
             "Runtime": "python3.13",
             "Architectures": ["arm64"],
             "Handler": "handler.handler",
-            "MemorySize": 1024,
+            "MemorySize": 2048,
             "Timeout": 300,
             "Environment": {
                 "Variables": {

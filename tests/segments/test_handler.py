@@ -59,13 +59,14 @@ def test_sample_output_becomes_segments_a_manifest_and_a_small_summary(s3: Any) 
     summary = handler_module.handler(event("split_request.json"), None)
 
     # THEN every good query has its own readable, UTF-8 CSV segment in rank order
+    # (values with capitals are not lossless in a lowercase slug: they get a hash of the query)
     assert keys(s3) == [
-        f"{SEGMENTS}genres-action.csv",
-        f"{SEGMENTS}genres-comedy-genres-action.csv",
-        f"{SEGMENTS}genres-horror.csv",
+        f"{SEGMENTS}genres-action--0e8c624a.csv",
+        f"{SEGMENTS}genres-comedy-genres-action--7ed97b45.csv",
+        f"{SEGMENTS}genres-horror--a7862233.csv",
         f"{SEGMENTS}manifest.json",
     ]
-    assert read_csv(s3, f"{SEGMENTS}genres-action.csv") == [
+    assert read_csv(s3, f"{SEGMENTS}genres-action--0e8c624a.csv") == [
         ["UserId"],
         ["17"],
         ["4"],
@@ -73,8 +74,8 @@ def test_sample_output_becomes_segments_a_manifest_and_a_small_summary(s3: Any) 
         ["user,with,commas"],
         ['Zoë "the" fan'],
     ]
-    assert read_csv(s3, f"{SEGMENTS}genres-horror.csv") == [["UserId"], ["8"], ["442"], ["435"]]
-    head = s3.head_object(Bucket=BUCKET, Key=f"{SEGMENTS}genres-action.csv")
+    assert read_csv(s3, f"{SEGMENTS}genres-horror--a7862233.csv") == [["UserId"], ["8"], ["442"], ["435"]]
+    head = s3.head_object(Bucket=BUCKET, Key=f"{SEGMENTS}genres-action--0e8c624a.csv")
     assert head["ContentType"] == "text/csv; charset=utf-8"
 
     # AND the summary names each query's outcome, the problems with their line
@@ -87,10 +88,10 @@ def test_sample_output_becomes_segments_a_manifest_and_a_small_summary(s3: Any) 
         "Line": 1,
         "Query": 'ITEMS.genres = "Action"',
         "Status": "READY",
-        "SegmentName": "bingewatch-genres-action-genres-20261128T101500Z",
+        "SegmentName": "bingewatch-genres-action--094be1d735",
         "Bucket": BUCKET,
-        "Key": f"{SEGMENTS}genres-action.csv",
-        "SegmentUri": f"s3://{BUCKET}/{SEGMENTS}genres-action.csv",
+        "Key": f"{SEGMENTS}genres-action--0e8c624a.csv",
+        "SegmentUri": f"s3://{BUCKET}/{SEGMENTS}genres-action--0e8c624a.csv",
         "UserCount": 5,
         "Error": None,
     }
@@ -142,6 +143,51 @@ def test_more_queries_than_a_job_can_have_fail_the_run(s3: Any) -> None:
     assert f"{SEGMENTS}manifest.json" not in keys(s3)
 
 
+def test_a_job_over_the_query_limit_leaves_no_segment_file_and_no_open_upload(s3: Any) -> None:
+    # GIVEN 11 query lines, the first one larger than a multipart part (a job's segments appear together
+    # with their manifest or not at all; 10 files used to stay behind without one)
+    first = b"".join(big_line_chunks('ITEMS.genres = "Big"', 1_200_000))
+    put_output(s3, first + job_output(*(job_line(f'ITEMS.genres = "G{i}"', ["u"]) for i in range(10))))
+    # WHEN split with the smallest part size S3 allows
+    job = segment_store.JobInfo.from_event(event("split_request.json"))
+    with pytest.raises(segment_store.TooManyQueriesError, match="line 11"):
+        segment_store.process_job(s3, job, bucket=BUCKET, prefix="segments/", part_size=5 << 20)
+    # THEN nothing is visible and nothing is left half uploaded
+    assert keys(s3) == []
+    assert s3.list_multipart_uploads(Bucket=BUCKET).get("Uploads", []) == []
+
+
+class FailingManifest:
+    """An S3 client whose PutObject of the manifest fails (a commit step after the segment files)."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+    def put_object(self, **kwargs: Any) -> Any:
+        if kwargs["Key"].endswith("manifest.json"):
+            raise RuntimeError("S3 is down")
+        return self.client.put_object(**kwargs)
+
+
+def test_a_failed_manifest_write_takes_the_segment_files_back(s3: Any) -> None:
+    put_output(s3, job_output(*(job_line(f'ITEMS.genres = "g{i}"', ["u"]) for i in range(3))))
+    job = segment_store.JobInfo.from_event(event("split_request.json"))
+    with pytest.raises(RuntimeError, match="S3 is down"):
+        segment_store.process_job(FailingManifest(s3), job, bucket=BUCKET, prefix="segments/")
+    assert keys(s3) == []
+
+
+def test_user_count_counts_distinct_users(s3: Any) -> None:
+    # Destinations de-duplicate; the count in the event and the manifest must match what they see.
+    put_output(s3, job_output(job_line('ITEMS.genres = "action"', ["u1", "u2", "u1", "u3", "u2"])))
+    summary = handler_module.handler(event("split_request.json"), None)
+    assert summary["Segments"][0]["UserCount"] == 3
+    assert read_csv(s3, f"{SEGMENTS}genres-action.csv") == [["UserId"], ["u1"], ["u2"], ["u3"]]
+
+
 def test_ten_queries_give_ten_segments(s3: Any) -> None:
     put_output(s3, job_output(*(job_line(f'ITEMS.genres = "G{i}"', user_ids(3)) for i in range(10))))
     summary = handler_module.handler(event("split_request.json"), None)
@@ -161,20 +207,48 @@ def test_invalid_requests_are_refused(s3: Any, change: dict[str, Any]) -> None:
         handler_module.handler(request, None)
 
 
-def test_two_runs_of_the_same_queries_never_collide(s3: Any) -> None:
-    # The original sample named segments by the second: two runs in the same second collided.
-    body = job_output(job_line('ITEMS.genres = "Action"', ["1"]), job_line('ITEMS.genres = "Action"', ["2"]))
-    names = []
+def test_two_runs_of_the_same_queries_give_the_same_names_and_never_collide(s3: Any) -> None:
+    # The original sample named segments by the second: two runs in the same second collided. Files live
+    # under the job's folder; the name follows the query, so a destination keeps one segment per query.
+    body = job_output(job_line('ITEMS.genres = "action"', ["1"]), job_line('ITEMS.genres = "Comedy"', ["2"]))
+    runs = []
     for job in ("bingewatch-genres-20261128T101500Z", "bingewatch-genres-20261128T101500Z-2"):
         prefix = f"batch/bingewatch/sol/{job}/"
         put_output(s3, body, prefix=prefix)
         request = {**event("split_request.json"), "JobName": job, "OutputUri": f"s3://{BUCKET}/{prefix}"}
-        names += [(s["SegmentName"], s["Key"]) for s in handler_module.handler(request, None)["Segments"]]
-    assert len({name for name, _ in names}) == len({key for _, key in names}) == 4
-    assert names[1] == (
-        "bingewatch-genres-action-2-genres-20261128T101500Z",
-        f"{SEGMENTS}genres-action-2.csv",
+        runs.append([(s["SegmentName"], s["Key"]) for s in handler_module.handler(request, None)["Segments"]])
+    assert [name for name, _ in runs[0]] == [name for name, _ in runs[1]]
+    assert [name for name, _ in runs[0]] == [
+        "bingewatch-genres-action",
+        "bingewatch-genres-comedy--e9c7df3b43",
+    ]
+    assert len({key for run in runs for _, key in run}) == 4
+    assert runs[1][0][1] == "segments/bingewatch/bingewatch-genres-20261128T101500Z-2/genres-action.csv"
+
+
+def test_a_repeated_query_is_refused_and_its_first_line_keeps_the_segment(s3: Any) -> None:
+    # GIVEN the same query twice (spacing differs: the normalised queries are equal)
+    body = job_output(
+        job_line('ITEMS.genres = "action"', ["1", "2"]),
+        job_line('ITEMS.genres="action"', ["3"]),
     )
+    put_output(s3, body)
+    # WHEN split
+    summary = handler_module.handler(event("split_request.json"), None)
+    # THEN line 1 is the segment, and line 2 is a named problem whose users went nowhere
+    first, second = summary["Segments"]
+    assert (first["Status"], first["SegmentName"], first["UserCount"]) == (
+        "READY",
+        "bingewatch-genres-action",
+        2,
+    )
+    assert second["Status"] == "FAILED"
+    assert second["Error"] == (
+        f"line 2: repeats the query of {JOB_PREFIX}job_config.json.out line 1, "
+        "whose segment genres-action it would be"
+    )
+    assert read_csv(s3, f"{SEGMENTS}genres-action.csv") == [["UserId"], ["1"], ["2"]]
+    assert keys(s3) == [f"{SEGMENTS}genres-action.csv", f"{SEGMENTS}manifest.json"]
 
 
 def test_a_failed_line_leaves_no_file_and_no_open_upload(s3: Any) -> None:
@@ -190,7 +264,7 @@ def test_a_failed_line_leaves_no_file_and_no_open_upload(s3: Any) -> None:
     # THEN the broken line is reported, and neither a file nor an unfinished upload is left behind
     assert [s["Status"] for s in summary["Segments"]] == ["READY", "FAILED"]
     assert "line 2:" in summary["Segments"][1]["Error"]
-    assert keys(s3) == [f"{SEGMENTS}genres-action.csv", f"{SEGMENTS}manifest.json"]
+    assert keys(s3) == [f"{SEGMENTS}genres-action--0e8c624a.csv", f"{SEGMENTS}manifest.json"]
     assert s3.list_multipart_uploads(Bucket=BUCKET).get("Uploads", []) == []
 
 
@@ -222,8 +296,8 @@ def test_users_before_the_query_still_get_a_readable_name(s3: Any) -> None:
     summary = segment_store.process_job(s3, job, bucket=BUCKET, prefix="segments/", part_size=5 << 20)
 
     # THEN the parts were kept aside until the name was known, and the file is whole
-    assert summary["Segments"][0]["Key"] == f"{SEGMENTS}genres-action.csv"
-    assert [row[0] for row in read_csv(s3, f"{SEGMENTS}genres-action.csv")] == ["UserId", *users]
+    assert summary["Segments"][0]["Key"] == f"{SEGMENTS}genres-action--0e8c624a.csv"
+    assert [row[0] for row in read_csv(s3, f"{SEGMENTS}genres-action--0e8c624a.csv")] == ["UserId", *users]
 
 
 class CountingS3:

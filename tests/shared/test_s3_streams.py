@@ -58,6 +58,23 @@ def test_abort_leaves_no_object_and_no_open_upload(s3: Any, monkeypatch: pytest.
     assert "Contents" not in s3.list_objects_v2(Bucket="bucket")
 
 
+def test_staged_spool_goes_to_s3_and_stays_invisible_until_commit(
+    s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN 11 MiB written before the key was known (kept in a local spool)
+    monkeypatch.setattr(s3_streams, "PART_SIZE", 5 * 1024 * 1024)
+    writer = s3_streams.ObjectWriter(s3, "bucket")
+    writer.write(b"z" * (11 * 1024 * 1024))
+    # WHEN the key is set and the writer staged
+    writer.key = "late.csv"
+    writer.stage()
+    # THEN the full parts are in S3, the object is not, and the commit shows every byte
+    assert writer.parts == 2
+    assert "Contents" not in s3.list_objects_v2(Bucket="bucket")
+    writer.commit()
+    assert s3.head_object(Bucket="bucket", Key="late.csv")["ContentLength"] == 11 * 1024 * 1024
+
+
 def test_text_lines_streams_utf8_without_bom(s3: Any) -> None:
     s3.put_object(Bucket="bucket", Key="ids.csv", Body="\ufeffUserId\nJosé\n".encode())
     lines = s3_streams.text_lines(s3, "bucket", "ids.csv")

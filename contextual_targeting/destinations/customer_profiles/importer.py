@@ -1,7 +1,7 @@
 """CustomerProfilesSegmentImporter: ready segments -> Amazon Connect Customer Profiles segment definitions.
 
 Customer Profiles has no "these users form segment X" call, so membership is a profile attribute: each run
-uploads the segment's users (joined with their contact data) with `segment_<dataset group>_<slug>` = `true`
+uploads the segment's users (joined with their contact data) with `segment_<segment name>` = `true`
 and the users who dropped out since the previous run with `false`; one segment definition per query selects
 the profiles whose attribute is `true`, created on the first run and reused afterwards, so its ARN stays
 stable for Amazon Connect outbound campaigns.

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import re
-import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,7 +24,6 @@ MAX_SMALL_VALUE = 1 << 20
 USER_LIST_KEYS = ("usersList", "recommendedUsers")
 """Where Personalize puts the users: `output.usersList` (seen in job output) or `recommendedUsers` (docs)."""
 CSV_HEADER = "UserId"
-SLUG_MAX_LENGTH = 60
 
 # Inside a line only these are whitespace: a raw newline always ends the line (JSON escapes it in strings),
 # which is what lets a malformed line be skipped without losing the next one.
@@ -35,8 +33,6 @@ _SCALAR = re.compile(rb"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?|tru
 _STRUCTURE = re.compile(rb'[^"\[\]{}\n]*')
 _ELEMENT = re.compile(rb'[ \t\r]*("[^"\\\n]*(?:\\.[^"\\\n]*)*")[ \t\r]*([,\]])')
 _CLOSE = re.compile(rb"[ \t\r]*\]")
-_CONDITION = re.compile(r'(?:ITEMS\.)?([A-Za-z0-9_]+)\s*(?:=|IN)\s*"((?:[^"\\]|\\.)*)"', re.IGNORECASE)
-_NON_SLUG = re.compile(r"[^a-z0-9]+")
 _CSV_SPECIALS = ',"\r\n'
 
 
@@ -60,7 +56,11 @@ class ParsedLine:
     """Values of the `output` object other than the user list."""
     has_user_list: bool = False
     user_count: int = 0
+    """Distinct users: a repeated id is written and counted once, at its first (best) rank."""
+    duplicate_users: int = 0
     problem: MalformedLineError | None = None
+    seen: set[str] = field(default_factory=set, repr=False)
+    """Ids of the line so far (dropped when the line is done): about 90 bytes per short id, 5M at most."""
 
     @property
     def query(self) -> str | None:
@@ -95,15 +95,11 @@ def encode_rows(users: list[Any]) -> bytes:
         text = "\n".join(users)
     except TypeError:
         raise ValueError("user ids must be JSON strings") from None
-    # Fast path: nothing to quote and no empty id (CSV writes an empty single field as "").
-    plain = not (
-        '"' in text
-        or "," in text
-        or "\r" in text
-        or "\n\n" in text
-        or text.count("\n") != len(users) - 1
-        or (users and (not users[0] or not users[-1]))
-    )
+    if "" in users:
+        # No user (Personalize ids are 1-256 characters); readers skip empty rows: it could not round-trip.
+        raise ValueError("a user id is empty")
+    # Fast path: nothing to quote.
+    plain = not ('"' in text or "," in text or "\r" in text or text.count("\n") != len(users) - 1)
     if not plain:
         text = "\n".join(map(_quote, users))
     if users:
@@ -124,29 +120,6 @@ def _quote(user: str) -> str:
 def csv_header() -> bytes:
     """The segment file's first line."""
     return f"{CSV_HEADER}\n".encode()
-
-
-def slug_for_query(query: str | None, *, fallback: str) -> str:
-    """A readable file-name part from a query: `ITEMS.genres = "Action"` -> `genres-action`.
-
-    Conditions joined with AND are joined in order (`genres-comedy-genres-action`); anything else is
-    slugified as a whole; `fallback` when nothing readable is left.
-    """
-    conditions = _CONDITION.findall(query or "")
-    text = " ".join(f"{name} {value}" for name, value in conditions) if conditions else (query or "")
-    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
-    slug = _NON_SLUG.sub("-", ascii_text).strip("-")[:SLUG_MAX_LENGTH].rstrip("-")
-    return slug or fallback
-
-
-def unique_slug(slug: str, taken: set[str]) -> str:
-    """`slug`, or `slug-2`, `slug-3`, ... when an earlier query of the job already has it; records it."""
-    candidate, number = slug, 1
-    while candidate in taken:
-        number += 1
-        candidate = f"{slug}-{number}"
-    taken.add(candidate)
-    return candidate
 
 
 def parse_job_output(chunks: Iterable[bytes], on_rows: RowSink) -> Iterator[ParsedLine]:
@@ -255,6 +228,7 @@ class _Scanner:
             except ValueError as problem:  # from decoding or encoding values
                 parsed.problem = self._malformed(str(problem))
             self._skip_rest_of_line()
+            parsed.seen = set()  # free the line's ids before the next line fills its own
             yield parsed
 
     def _object(self, parsed: ParsedLine) -> None:
@@ -419,12 +393,35 @@ class _Scanner:
         if not users:
             return
         try:
-            rows = encode_rows(users)
+            fresh = first_occurrences(users, parsed.seen)
+            rows = encode_rows(fresh)
         except ValueError as error:
             raise self._malformed(str(error)) from None
-        parsed.user_count += len(users)
-        self._on_rows(parsed, rows, len(users))
+        count = len(fresh)  # `fresh` may be `users` itself, cleared below
+        parsed.duplicate_users += len(users) - count
         users.clear()
+        if count:
+            parsed.user_count += count
+            self._on_rows(parsed, rows, count)
+
+
+def first_occurrences(users: list[Any], seen: set[str]) -> list[Any]:
+    """The ids of `users` not in `seen`, each once, in order; adds them to `seen`.
+
+    Set operations run in C, so the common case (no repeat) costs two passes at C speed, no Python loop.
+    """
+    try:
+        if seen.isdisjoint(users):
+            before = len(seen)
+            seen.update(users)
+            if len(seen) - before == len(users):
+                return users
+            return list(dict.fromkeys(users))  # repeats within the batch only
+        fresh = [user for user in dict.fromkeys(users) if user not in seen]
+    except TypeError:  # an unhashable JSON value (list, object) among the ids
+        raise ValueError("user ids must be JSON strings") from None
+    seen.update(fresh)
+    return fresh
 
 
 def _escaped(buf: bytes, quote: int) -> bool:

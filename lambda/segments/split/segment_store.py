@@ -9,15 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from s3_streams import ObjectWriter
-from segment_parser import (
-    CHUNK_SIZE,
-    ParsedLine,
-    csv_header,
-    iter_chunks,
-    parse_job_output,
-    slug_for_query,
-    unique_slug,
-)
+from segment_names import normalise_query, query_slug, segment_name
+from segment_parser import CHUNK_SIZE, ParsedLine, csv_header, iter_chunks, parse_job_output
 
 PART_SIZE = 8 << 20
 """Multipart part size: S3's minimum is 5 MiB; 8 MiB keeps a 50 MB segment to 7 parts."""
@@ -70,13 +63,6 @@ class JobInfo:
                 raise InvalidRequestError(f"{label} {name!r} is not a Personalize resource name")
         split_s3_uri(job.output_uri)
         return job
-
-    @property
-    def name_suffix(self) -> str:
-        """The run-unique part of segment names: the job name without a leading `<dataset-group>-`."""
-        prefix = f"{self.dataset_group_name}-"
-        stripped = self.job_name.removeprefix(prefix)
-        return stripped or self.job_name
 
 
 @dataclass(kw_only=True)
@@ -145,9 +131,13 @@ class SegmentSplitter:
         self.folder = f"{prefix}{job.dataset_group_name}/{job.job_name}/"
         self.part_size = part_size
         self.results: list[SegmentResult] = []
-        self._slugs: set[str] = set()
+        # A segment's name is a function of (dataset group, query) alone; a query's first line owns it.
+        self._owners: dict[str, tuple[str, int, str]] = {}  # slug -> (source, line, normalised query)
+        self._source = ""
         self._writer: ObjectWriter | None = None
-        self._slug: str | None = None
+        self._staged: list[ObjectWriter] = []  # complete segments, invisible until `commit`
+        self._slug: str | None = None  # the name the line being read owns
+        self._conflict: str | None = None  # why the line being read cannot have its name
 
     @property
     def manifest_key(self) -> str:
@@ -156,6 +146,7 @@ class SegmentSplitter:
 
     def split(self, source: str, chunks: Iterable[bytes]) -> None:
         """Process one `*.out` object given as byte chunks."""
+        self._source = source
         try:
             for parsed in parse_job_output(chunks, self._rows):
                 if len(self.results) == MAX_QUERIES:
@@ -174,19 +165,37 @@ class SegmentSplitter:
                 self.s3, self.bucket, content_type="text/csv; charset=utf-8", part_size=self.part_size
             )
             self._writer.write(csv_header())
-            self._slug = None
-        if self._writer.key is None and parsed.query is not None:
-            self._writer.key = self._key_for(parsed)
-        self._writer.write(rows)
+        if self._slug is None and self._conflict is None and parsed.query is not None:
+            self._claim_name(parsed, parsed.query)
+        if self._conflict is None:  # a repeated query's users are dropped as they come
+            self._writer.write(rows)
 
-    def _key_for(self, parsed: ParsedLine) -> str:
-        self._slug = unique_slug(slug_for_query(parsed.query, fallback=f"line-{parsed.line}"), self._slugs)
-        return f"{self.folder}{self._slug}.csv"
+    def _claim_name(self, parsed: ParsedLine, query: str) -> None:
+        slug, normalised = query_slug(query), normalise_query(query)
+        owner = self._owners.get(slug)
+        if owner is None:
+            self._owners[slug] = (self._source, parsed.line, normalised)
+            self._slug = slug
+            if self._writer is not None and self._writer.key is None:
+                self._writer.key = f"{self.folder}{slug}.csv"
+        elif owner[2] == normalised:
+            self._conflict = (
+                f"line {parsed.line}: repeats the query of {owner[0]} line {owner[1]}, "
+                f"whose segment {slug} it would be"
+            )
+        else:
+            self._conflict = (
+                f"line {parsed.line}: its segment name {slug} is taken by the different query of {owner[0]} "
+                f"line {owner[1]} (a hash collision): change the text of either query"
+            )
 
     def _finish(self, source: str, parsed: ParsedLine) -> SegmentResult:
         writer, self._writer = self._writer, None
+        if self._slug is None and self._conflict is None and parsed.query is not None:
+            self._claim_name(parsed, parsed.query)  # a line without users claims its query's name too
+        slug, conflict, self._slug, self._conflict = self._slug, self._conflict, None, None
         result = SegmentResult(source=source, line=parsed.line, query=parsed.query, status=FAILED)
-        error = parsed.error
+        error = parsed.error or conflict
         if error is None and parsed.query is None:
             error = f"line {parsed.line}: no query (expected input.itemAttributes or itemAttributes)"
         if error is None and not parsed.has_user_list:
@@ -201,15 +210,44 @@ class SegmentSplitter:
             result.error = f"line {parsed.line}: the query matched no users"
             return result
         assert writer is not None
-        if writer.key is None:
-            writer.key = self._key_for(parsed)
-        writer.commit()
+        assert slug is not None
+        if writer.key is None:  # the query came after the users
+            writer.key = f"{self.folder}{slug}.csv"
+        # Not visible yet: the job's segments appear together with their manifest, or not at all.
+        writer.stage()
+        self._staged.append(writer)
         result.status = READY
         result.user_count = parsed.user_count
         result.bucket = self.bucket
         result.key = writer.key
-        result.segment_name = f"{self.job.dataset_group_name}-{self._slug}-{self.job.name_suffix}"
+        result.segment_name = segment_name(self.job.dataset_group_name, slug)
         return result
+
+    def commit(self) -> str:
+        """Make every segment file visible, then the manifest (last: it is the job's commit record); its URI.
+
+        On a failure, files already committed are deleted again, the rest aborted, and the error raised.
+        """
+        committed: list[str] = []
+        try:
+            while self._staged:
+                writer = self._staged[0]
+                writer.commit()
+                self._staged.pop(0)
+                committed.append(str(writer.key))
+            return self.write_manifest()
+        except BaseException:
+            for key in committed:
+                self.s3.delete_object(Bucket=self.bucket, Key=key)
+            self.abort()
+            raise
+
+    def abort(self) -> None:
+        """Drop every segment not committed yet (open multipart uploads included)."""
+        for writer in [*self._staged, *([self._writer] if self._writer else [])]:
+            writer.abort()
+        self._staged.clear()
+        self._writer = None
 
     def manifest(self) -> dict[str, Any]:
         """The manifest document: the job and every query's outcome."""
@@ -257,15 +295,19 @@ def process_job(
     """Split every `*.out` object of the job, write the manifest, return the workflow's small summary."""
     source_bucket, keys = list_job_outputs(s3, job.output_uri)
     splitter = SegmentSplitter(s3, job, bucket=bucket, prefix=prefix, part_size=part_size)
-    for key in keys:
-        body = s3.get_object(Bucket=source_bucket, Key=key)["Body"]
-        try:
-            splitter.split(key, iter_chunks(body, CHUNK_SIZE))
-        finally:
-            body.close()
-    if not splitter.results:
-        raise JobOutputMissingError(f"the job output under {job.output_uri} holds no query lines")
-    manifest_uri = splitter.write_manifest()
+    try:
+        for key in keys:
+            body = s3.get_object(Bucket=source_bucket, Key=key)["Body"]
+            try:
+                splitter.split(key, iter_chunks(body, CHUNK_SIZE))
+            finally:
+                body.close()
+        if not splitter.results:
+            raise JobOutputMissingError(f"the job output under {job.output_uri} holds no query lines")
+    except BaseException:
+        splitter.abort()
+        raise
+    manifest_uri = splitter.commit()
     results = splitter.results
     ready = sum(r.status == READY for r in results)
     return {

@@ -6,16 +6,49 @@ uploads that become visible only when complete, so a subscriber never sees half 
 
 from __future__ import annotations
 
-import codecs
+import csv
+import io
 import tempfile
+from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
 PART_SIZE = 16 * 1024 * 1024  # S3 multipart parts: 5 MiB minimum, 10,000 parts at most (160 GB here)
 
 
-def text_lines(s3: Any, bucket: str, key: str) -> Any:
-    """A text stream of an S3 object (UTF-8, BOM dropped), read as it is consumed."""
-    return codecs.getreader("utf-8-sig")(s3.get_object(Bucket=bucket, Key=key)["Body"])
+def text_lines(s3: Any, bucket: str, key: str) -> IO[str]:
+    """A text stream of an S3 object (UTF-8, BOM dropped) whose lines end at `\\n` only, read as consumed.
+
+    `str.splitlines` semantics (codecs readers) also end a line at U+2028, U+2029, U+0085, \\x0b, \\x0c,
+    \\x1c-\\x1e, and `newline=""` at a lone \\r: an id holding one would be read as two users. With
+    `newline="\\n"` lines end at LF (CRLF keeps its CR) and are not translated, so `csv` sees the bytes as
+    written: a quoted CR or LF stays in its field, and an unquoted lone CR is a csv error, not a new record.
+    """
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"]
+    return io.TextIOWrapper(body, encoding="utf-8-sig", newline="\n")
+
+
+def csv_records(lines: Iterable[str], source: str, *, max_fields: int | None = None) -> Iterator[list[str]]:
+    """Records of an RFC 4180 CSV read from `lines`; a malformed record is a ValueError naming its line.
+
+    Strict: text after a closing quote, a lone CR outside quotes, or more than `max_fields` fields fails
+    instead of being read as some other record, which could give one user's values to another.
+    """
+    reader = csv.reader(lines, strict=True)
+    while True:
+        try:
+            record = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            raise ValueError(
+                f"{source} line {reader.line_num}: {error} "
+                "(RFC 4180: a field holding a comma, quote or line break must be quoted)"
+            ) from None
+        if max_fields is not None and len(record) > max_fields:
+            raise ValueError(
+                f"{source} line {reader.line_num}: expected {max_fields} field(s), found {len(record)}"
+            )
+        yield record
 
 
 class ObjectWriter:
@@ -59,6 +92,16 @@ class ObjectWriter:
         self._buffer += data
         self.size += len(data)
         if len(self._buffer) >= self._part_size:
+            self._send(final=False)
+
+    def stage(self) -> None:
+        """Send the parts kept aside while the key was unknown to S3; nothing becomes visible yet.
+
+        Memory and local disk then hold at most about one part, so many objects can wait for their commit.
+        """
+        if self.key is None:
+            raise ValueError("the object has no key yet")
+        if self._spool is not None:
             self._send(final=False)
 
     def commit(self) -> None:

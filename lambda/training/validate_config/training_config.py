@@ -624,7 +624,8 @@ def check_csv_header(report: Report, kind: str, key: str, header_line: str, entr
 def check_queries(report: Report, key: str, text: str, item_fields: Iterable[str]) -> None:
     """Batch segment input: JSON lines of {"itemAttributes": "ITEMS.<field> = ..."}, at most 10."""
     known = {f.upper() for f in item_fields}
-    # Physical line numbers; lines end at "\n" only (JSON strings may hold U+2028 and friends).
+    # Physical line numbers; lines end at "\n" only (Personalize's reading): `splitlines` would also cut at a
+    # U+2028 in a JSON string value.
     lines = [(number, line) for number, line in enumerate(text.split("\n"), start=1) if line.strip()]
     if not lines:
         report.error(key, "has no queries")

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import http.server
 import io
+import re
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -50,10 +51,14 @@ def test_names_are_readable_valid_and_bounded() -> None:
     name = upload_file.definition_name("bingewatch", "genres-action")
     assert name == "bingewatch-genres-action"
     assert upload_file.attribute_name(name) == "segment_bingewatch_genres_action"
-    long_name = upload_file.definition_name("bingewatch", "genres-comedy-" * 10)
+    long_name = upload_file.definition_name("bingewatch", "-".join(["genres-comedy"] * 10))
     assert len(long_name) == 64
-    assert long_name != upload_file.definition_name("bingewatch", "genres-comedy-" * 11)
-    assert upload_file.definition_name("DSG", "a b/ü") == "dsg-a-b"
+    assert long_name.startswith("bingewatch-genres-comedy-genres-comedy-")
+    assert long_name != upload_file.definition_name("bingewatch", "-".join(["genres-comedy"] * 11))
+    # Names are lowercase: a dataset group with capitals (or a foreign slug) is told apart by a hash.
+    odd = upload_file.definition_name("DSG", "a b/ü")
+    assert re.fullmatch(r"dsg-a-b-u--[0-9a-f]{10}", odd)
+    assert odd != upload_file.definition_name("dsg", "a b/ü")
 
 
 def test_definition_and_fields_fit_the_api_model() -> None:
@@ -203,6 +208,18 @@ def test_second_run_sets_dropped_members_false(s3: Any) -> None:
     assert read(s3, result["PendingKey"]).splitlines() == ["UserId", "1", "3", '"a,b"']
 
 
+def test_a_missing_contact_file_names_its_key_and_the_setting(s3: Any) -> None:
+    s3.delete_object(Bucket="data-bucket", Key="train/bingewatch/users.csv")
+    with pytest.raises(upload_file_handler.ContactFileMissingError) as raised:
+        build(s3)
+    assert str(raised.value) == (
+        "the contact file s3://data-bucket/train/bingewatch/users.csv does not exist: upload it, or point "
+        "the construct prop contacts_key (Lambda environment CONTACTS_KEY, now "
+        "'train/{dataset_group}/users.csv') at the file of contact data"
+    )
+    assert "Contents" not in s3.list_objects_v2(Bucket="data-bucket", Prefix=STATE_PREFIX)
+
+
 def test_segment_without_contacts_writes_nothing(s3: Any) -> None:
     s3.put_object(Bucket="data-bucket", Key=SEGMENT_KEY, Body=b"UserId\nghost-1\nghost-2\n")
     result = build(s3)
@@ -246,6 +263,7 @@ class Recorder(http.server.BaseHTTPRequestHandler):
 
     received: list[dict[str, Any]] = []  # noqa: RUF012 - per-test state, reset by the fixture
     status = 200
+    error_body = b"<Error><Code>InvalidArgument</Code></Error>"
 
     def do_PUT(self) -> None:
         length = int(self.headers["Content-Length"])
@@ -263,7 +281,7 @@ class Recorder(http.server.BaseHTTPRequestHandler):
         self.send_response(Recorder.status)
         self.end_headers()
         if Recorder.status >= 300:
-            self.wfile.write(b"<Error><Code>InvalidArgument</Code></Error>")
+            self.wfile.write(Recorder.error_body)
 
     def log_message(self, *_args: Any) -> None:
         return
@@ -274,6 +292,7 @@ def server() -> Iterator[str]:
     """A local HTTP server on 127.0.0.1 standing in for the presigned S3 URL."""
     Recorder.received = []
     Recorder.status = 200
+    Recorder.error_body = b"<Error><Code>InvalidArgument</Code></Error>"
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -328,6 +347,65 @@ def test_rejected_put_names_the_status_but_never_the_key(server: str) -> None:
     assert "HTTP 400" in str(raised.value)
     assert "InvalidArgument" in str(raised.value)
     assert CLIENT_TOKEN not in str(raised.value)
+
+
+def test_rejected_put_keeps_only_s3s_code_and_message(server: str) -> None:
+    # GIVEN S3's error document for a bad SSE-C key, which echoes the key in ArgumentValue
+    Recorder.status = 400
+    Recorder.error_body = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>InvalidArgument</Code>'
+        "<Message>The secret key was invalid for the specified algorithm.</Message>"
+        "<ArgumentName>x-amz-server-side-encryption-customer-key</ArgumentName>"
+        f"<ArgumentValue>{CLIENT_TOKEN}</ArgumentValue><RequestId>R1</RequestId><HostId>H1</HostId></Error>"
+    ).encode()
+    # WHEN the PUT is rejected
+    with pytest.raises(presigned_put.UploadRejectedError) as raised:
+        presigned_put.put_stream(f"{server}/u", iter([b"x"]), 1, presigned_put.sse_c_headers(CLIENT_TOKEN))
+    # THEN the error holds S3's code and message and nothing else of the body
+    assert str(raised.value) == (
+        "upload URL answered HTTP 400: InvalidArgument: "
+        "The secret key was invalid for the specified algorithm."
+    )
+
+
+def test_a_key_echoed_in_s3s_message_is_redacted(server: str) -> None:
+    Recorder.status = 400
+    digest = presigned_put.sse_c_headers(CLIENT_TOKEN)["x-amz-server-side-encryption-customer-key-MD5"]
+    Recorder.error_body = (
+        f"<Error><Code>InvalidArgument</Code><Message>bad key {CLIENT_TOKEN} / {digest}</Message></Error>"
+    ).encode()
+    with pytest.raises(presigned_put.UploadRejectedError) as raised:
+        presigned_put.put_stream(f"{server}/u", iter([b"x"]), 1, presigned_put.sse_c_headers(CLIENT_TOKEN))
+    assert (
+        str(raised.value) == "upload URL answered HTTP 400: InvalidArgument: bad key [redacted] / [redacted]"
+    )
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        f"<html>proxy error, request had {CLIENT_TOKEN}</html>".encode(),
+        f"plain text {CLIENT_TOKEN}".encode(),
+        b'<!DOCTYPE e [<!ENTITY a "aaaa">]><Error><Code>&a;</Code></Error>',
+    ],
+)
+def test_a_body_that_is_no_s3_error_document_is_not_echoed(server: str, body: bytes) -> None:
+    Recorder.status = 403
+    Recorder.error_body = body
+    with pytest.raises(presigned_put.UploadRejectedError) as raised:
+        presigned_put.put_stream(f"{server}/u", iter([b"x"]), 1, presigned_put.sse_c_headers(CLIENT_TOKEN))
+    assert str(raised.value) == "upload URL answered HTTP 403 (the body is no S3 error document)"
+
+
+@pytest.mark.parametrize(
+    "token",
+    [base64.b64encode(bytes(16)).decode(), base64.b64encode(bytes(33)).decode(), "not base64!", ""],
+)
+def test_sse_c_headers_refuse_a_key_that_is_not_256_bits(token: str) -> None:
+    with pytest.raises(ValueError, match="not the base64 of a 256-bit key") as raised:
+        presigned_put.sse_c_headers(token)
+    if token:
+        assert token not in str(raised.value)
 
 
 def test_short_body_is_refused(server: str) -> None:

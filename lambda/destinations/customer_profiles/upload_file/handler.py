@@ -26,10 +26,25 @@ from upload_file import (
 )
 
 
+class ContactFileMissingError(Exception):
+    """The contact file to join the segment with is not in the bucket."""
+
+
+def _contact_lines(s3: Any, bucket: str, key: str, setting: str) -> Any:
+    try:
+        return text_lines(s3, bucket, key)
+    except s3.exceptions.NoSuchKey:
+        # A bare NoSuchKey names neither the key nor where it comes from.
+        raise ContactFileMissingError(
+            f"the contact file s3://{bucket}/{key} does not exist: upload it, or point the construct prop "
+            f"contacts_key (Lambda environment CONTACTS_KEY, now {setting!r}) at the file of contact data"
+        ) from None
+
+
 def _previous_members(s3: Any, bucket: str, key: str) -> Any:
     """Ids of the previous run's members, or none on a first run."""
     try:
-        yield from read_ids(text_lines(s3, bucket, key))
+        yield from read_ids(text_lines(s3, bucket, key), source=f"previous members s3://{bucket}/{key}")
     except s3.exceptions.NoSuchKey:
         return
 
@@ -61,7 +76,9 @@ def build_upload(
         "PendingKey": f"{run}members.csv",
     }
     stats = UploadStats()
-    users = read_segment(text_lines(s3, bucket, event["Key"]), stats)
+    users = read_segment(
+        text_lines(s3, bucket, event["Key"]), stats, source=f"segment file s3://{bucket}/{event['Key']}"
+    )
     dropped = dropped_members(_previous_members(s3, bucket, keys["MembersKey"]), users, stats)
     contacts = contacts_key.format(dataset_group=dataset_group)
     upload = ObjectWriter(s3, bucket, keys["UploadKey"], tagging=tagging)
@@ -76,7 +93,14 @@ def build_upload(
     try:
         # An empty segment is rejected whole: no contact file read, no member set to false.
         rows = (
-            upload_rows(users, dropped, text_lines(s3, bucket, contacts), columns, stats)
+            upload_rows(
+                users,
+                dropped,
+                _contact_lines(s3, bucket, contacts, contacts_key),
+                columns,
+                stats,
+                source=f"contact file s3://{bucket}/{contacts}",
+            )
             if users
             else iter(())
         )

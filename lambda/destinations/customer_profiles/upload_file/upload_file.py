@@ -1,4 +1,4 @@
-"""Build a Customer Profiles upload file from a segment, the contact file and the previous members (stdlib).
+"""Build a Customer Profiles upload file from a segment, the contact file and the previous members.
 
 Membership is a profile attribute: current members with contact data get `true`, members of the previous run
 who dropped out get `false`, so the segment definition (attribute = "true") follows the latest run. The
@@ -9,18 +9,19 @@ previous member file are streamed once each, and every output row is handed to a
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
-import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from s3_streams import csv_records
+from segment_names import attribute_name as segment_attribute_name
+from segment_names import segment_name
 
 HEADER_USER_ID = "UserId"
 HEADER_EMAIL = "Email"
 HEADER_PHONE = "Phone"
 HEADER_MEMBER = "Member"
-NAME_LIMIT = 64  # SegmentDefinitionName: ^[a-zA-Z0-9_-]+$, 1..64
 
 
 @dataclass
@@ -58,22 +59,18 @@ def segment_slug(key: str) -> str:
     return name[: -len(".csv")] if name.endswith(".csv") else name
 
 
-def _clean(text: str, allowed: str) -> str:
-    return re.sub(f"[^{allowed}]+", "-", text).strip("-").lower() or "segment"
-
-
 def definition_name(dataset_group: str, slug: str) -> str:
-    """Segment definition name per dataset group and query: readable, stable, within 64 characters."""
-    name = _clean(f"{dataset_group}-{slug}", "a-zA-Z0-9_-")
-    if len(name) <= NAME_LIMIT:
-        return name
-    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
-    return f"{name[: NAME_LIMIT - 9].rstrip('-')}-{digest}"
+    """Segment definition name per dataset group and query: the segment's name (`segment_names`).
+
+    One-to-one over (dataset group, query), within SegmentDefinitionName's `^[a-zA-Z0-9_-]+$`, 1-64.
+    """
+    return segment_name(dataset_group, slug)
 
 
 def attribute_name(definition: str) -> str:
-    """Profile attribute that carries the membership: `segment_<dataset group>_<slug>`."""
-    return "segment_" + definition.replace("-", "_")
+    """Profile attribute that carries the membership: `segment_` + the definition name, `_` for `-`."""
+    # Attribute keys are 1-255 characters (customer-profiles model, string1To255); names are 64 at most.
+    return segment_attribute_name(definition)
 
 
 def segment_groups(attribute: str) -> dict[str, Any]:
@@ -95,23 +92,30 @@ def segment_groups(attribute: str) -> dict[str, Any]:
     }
 
 
-def read_ids(lines: Iterable[str], header: str = HEADER_USER_ID) -> Iterator[str]:
-    """User ids of a one-column CSV with the given header (RFC 4180 quoting), blanks skipped."""
-    rows = csv.reader(lines)
+def read_ids(
+    lines: Iterable[str], header: str = HEADER_USER_ID, *, source: str = "segment file"
+) -> Iterator[str]:
+    """User ids of a one-column CSV with the given header (RFC 4180 quoting), exactly as written.
+
+    Ids are not stripped (` u1` and `u1` are two users); blank lines and empty ids are skipped.
+    """
+    rows = csv_records(lines, source, max_fields=1)  # an unquoted comma is no other user
     first = next(rows, None)
     if first is None:
         return
     if [h.strip().lstrip("\ufeff") for h in first] != [header]:
         raise ValueError(f"expected the header {header!r}, got {first!r}")
     for row in rows:
-        if row and row[0].strip():
-            yield row[0].strip()
+        if row and row[0]:
+            yield row[0]
 
 
-def read_segment(lines: Iterable[str], stats: UploadStats) -> dict[str, bool]:
+def read_segment(
+    lines: Iterable[str], stats: UploadStats, *, source: str = "segment file"
+) -> dict[str, bool]:
     """The segment's users, de-duplicated; the value says whether contact data was found."""
     users: dict[str, bool] = {}
-    for user_id in read_ids(lines):
+    for user_id in read_ids(lines, source=source):
         if user_id in users:
             stats.duplicate_users += 1
         else:
@@ -137,10 +141,12 @@ def upload_rows(
     contacts: Iterable[str],
     columns: ContactColumns,
     stats: UploadStats,
+    *,
+    source: str = "contact file",
 ) -> Iterator[tuple[str, ...]]:
     """Upload rows (user id, contact values..., member) in contact-file order."""
     # csv.reader with column indexes: about twice as fast as DictReader on a multi-million-row file.
-    reader = csv.reader(contacts)
+    reader = csv_records(contacts, source)
     contact_columns = [name for name in (columns.email, columns.phone) if name]
     fieldnames = [name.strip().lstrip("\ufeff") for name in next(reader, [])]
     missing = [name for name in (columns.user_id, *contact_columns) if name not in fieldnames]
@@ -155,7 +161,7 @@ def upload_rows(
         stats.contact_rows += 1
         if len(record) < width:
             continue
-        user_id = record[id_index].strip()
+        user_id = record[id_index]  # as written: a stripped id could be another user's
         values = tuple(record[i].strip() for i in indexes)
         if not user_id or not any(values):
             continue
@@ -206,7 +212,9 @@ def write_csv(
 ) -> int:
     """Write a UTF-8 CSV (header `first`) through `write` in chunks; return the number of data rows."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    # CRLF, RFC 4180's record end: csv.writer quotes a field holding any character of its line terminator,
+    # so with "\n" a lone CR in a user id went out unquoted, and a reader breaking lines at CR split the user.
+    writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(first)
     count = 0
     for row in rows:

@@ -33,7 +33,8 @@ def join_segment(
 ) -> dict[str, Any]:
     """Join one segment with one export and write the import file unless no endpoint was found."""
     stats = JoinStats()
-    users = read_segment_users(text_lines(s3, event["SegmentBucket"], event["SegmentKey"]), stats)
+    bucket, key = event["SegmentBucket"], event["SegmentKey"]
+    users = read_segment_users(text_lines(s3, bucket, key), stats, f"segment file s3://{bucket}/{key}")
     wanted = frozenset(c.strip().upper() for c in channels.split(",") if c.strip())
     ids = join_endpoints(
         users,

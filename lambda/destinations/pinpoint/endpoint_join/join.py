@@ -1,4 +1,4 @@
-"""Streaming join of a segment's user ids with a Pinpoint endpoint export (stdlib only).
+"""Streaming join of a segment's user ids with a Pinpoint endpoint export.
 
 The segment (user ids, rank order) is held as a dict in memory: it is the smaller side (at most 5M users per
 batch segment query) and lookups are O(1). The export (gzip'ed JSON lines, one endpoint a line, possibly many
@@ -15,6 +15,8 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import IO, Any
+
+from s3_streams import csv_records
 
 # `"UserId":"..."` is the only string-valued UserId member of an endpoint line: user attributes are lists.
 _USER_ID = re.compile(rb'"UserId"\s*:\s*"((?:[^"\\]|\\.)*)"')
@@ -43,22 +45,25 @@ class JoinStats:
         return {"".join(p.title() for p in k.split("_")): v for k, v in asdict(self).items()}
 
 
-def read_segment_users(lines: Iterable[str], stats: JoinStats) -> dict[str, bool]:
+def read_segment_users(
+    lines: Iterable[str], stats: JoinStats, source: str = "segment file"
+) -> dict[str, bool]:
     """User ids of a segment CSV (header `UserId`, CSV-quoted where needed), in rank order, de-duplicated.
 
-    The value says whether an endpoint was found for the user; the join sets it.
+    Ids are taken as written (` u1` is not `u1`); blank lines and empty ids are skipped. The value says
+    whether an endpoint was found for the user; the join sets it.
     """
     users: dict[str, bool] = {}
-    rows = csv.reader(lines)
+    rows = csv_records(lines, source, max_fields=1)  # an unquoted comma is no other user
     header = next(rows, None)
     if header is None:
         return users
     if [h.strip().lstrip("\ufeff") for h in header] != ["UserId"]:
         raise ValueError(f"segment file header must be 'UserId', got {header!r}")
     for row in rows:
-        if not row or not row[0].strip():
+        if not row or not row[0]:
             continue
-        user_id = row[0].strip()
+        user_id = row[0]
         if user_id in users:
             stats.duplicate_users += 1
         else:

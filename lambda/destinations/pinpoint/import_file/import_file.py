@@ -52,7 +52,8 @@ def segment_name(key: str, prefix: str) -> str:
 
 def columns_of(fmt: str, head: str) -> list[str] | None:
     """Column (CSV) or member (JSON lines) names of the first record, None when there is none."""
-    lines = [line for line in head.splitlines() if line.strip()]
+    # Lines end at \n only: `splitlines` would also cut a JSON line at a U+2028 inside a string.
+    lines = [line for line in head.split("\n") if line.strip()]
     if not lines:
         return None
     if fmt == "CSV":
