@@ -116,7 +116,8 @@ def put_event(
 ) -> tasks.EventBridgePutEvents:
     """Task that puts one event with the project's source on the pipeline bus; keeps the state input.
 
-    `detail` is an object of fields (JSON paths allowed) or a ready TaskInput (e.g. one object of the state)."""
+    `detail` is an object of fields (JSON paths allowed) or a ready TaskInput (e.g. one object of the
+    state)."""
     task = tasks.EventBridgePutEvents(
         scope,
         construct_id,
