@@ -40,6 +40,8 @@ Virtual clock (`TaskCall.now`, `Execution.virtual_seconds`: seconds since the ex
   before a Describe loop), `TaskCall.elapsed_for(*states)` / `Execution.elapsed_for(*states)` the Wait and
   retry seconds those states accrued.
 - The definition's `TimeoutSeconds` is enforced on the virtual clock: the run ends as `TIMED_OUT`.
+- Every state event in `Execution.events` carries `at`: virtual seconds on its lane when the state was
+  entered (before its own wait) or when it retried, exited or failed.
 
 Known gaps of aws-local-stepfunctions 3.0.0 (all intrinsic functions work, nested ones too):
 
@@ -804,7 +806,8 @@ class _Run:
         if not NODE.exists():
             raise HarnessError(f"{NODE} is missing: run `npm ci` (or `make setup`) first")
         started = time.monotonic()
-        proc = subprocess.Popen(
+        # The repository's own Node and the runner shipped next to this file: no user input in the command.
+        proc = subprocess.Popen(  # noqa: S603
             [str(NODE), str(RUNNER)],
             cwd=REPO_ROOT,
             stdin=subprocess.PIPE,
@@ -1016,10 +1019,13 @@ class _Run:
             return
         lane = self.clock.lane_of(name, index)
         info = self.states[name]
+        # Virtual seconds on the state's lane: when it was entered (before its own wait), or when it
+        # retried, exited or failed (after its wait, retry interval or branches).
+        event["at"] = self.clock.time(lane)
         if kind == "StateEntered":
             self.transitions += 1
             self.history += 2 + (2 if info.type in ("Parallel", "Map") else 0)
-            self.clock.entries[(name, index)] = self.clock.time(lane)
+            self.clock.entries[(name, index)] = event["at"]
             if info.type == "Wait":
                 self.clock.advance(lane, name, self.clock.wait_seconds(event.get("wait"), lane))
             elif info.type in ("Parallel", "Map"):
@@ -1045,6 +1051,8 @@ class _Run:
             seq = event["seq"]
             remaining = [e for e in self.open_entries.get(name, []) if not (e.index == index and e.seq < seq)]
             self.open_entries[name] = remaining
+        if kind != "StateEntered":
+            event["at"] = self.clock.time(lane)
         if self.transitions > self.max_transitions:
             raise RunawayExecutionError(
                 f"more than {self.max_transitions} state transitions: an endless loop?"
