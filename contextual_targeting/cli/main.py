@@ -472,3 +472,24 @@ def cleanup(
             personalize, sleep=SLEEP, clock=CLOCK, report=lambda text: console.print(text, markup=False)
         ).run(plan, s3=aws.client("s3") if purge_data else None, bucket=bucket)
         console.print(f"dataset group {dataset_group} cleaned up", markup=False)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# demo
+
+
+@app.command()
+def demo(
+    data_dir: Annotated[
+        Path,
+        typer.Option("--data", help="Folder laid out like data/ (personalize/train, personalize/batch)."),
+    ] = Path("data"),
+    output: Annotated[
+        Path, typer.Option("--out", help="Where the segments, events, emails and traces go.")
+    ] = Path("demo-output"),
+) -> None:
+    """Run the default stack's workflows end to end on this machine, with local stand-ins for AWS."""
+    from contextual_targeting.cli import demo as local_demo
+
+    with one_line_errors():
+        local_demo.run(console, errors, data_dir, output)
