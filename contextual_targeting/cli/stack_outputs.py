@@ -19,6 +19,7 @@ SEGMENT_IMPORT_BUCKET = "SegmentImportBucketName"
 PINPOINT_APPLICATION = "PinpointApplicationId"
 PINPOINT_PREPARE_STATE_MACHINE = "PinpointPrepareStateMachineArn"
 PINPOINT_IMPORT_STATE_MACHINE = "PinpointImportStateMachineArn"
+CUSTOMER_PROFILES_STATE_MACHINE = "CustomerProfilesStateMachineArn"
 
 # A stack in one of these states has outputs the CLI can trust (an update in flight keeps the old ones).
 USABLE_STATUSES = frozenset(
