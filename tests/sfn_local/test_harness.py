@@ -298,8 +298,9 @@ def test_hung_run_fails_with_the_last_events() -> None:
     stop = sfn.Choice(stack, "Stop?").when(sfn.Condition.is_present("$.stop"), sfn.Succeed(stack, "Stopped"))
     definition = definition_from_chainable(spin.next(nap).next(stop.otherwise(spin)))
 
-    with pytest.raises(WorkflowHungError, match="after 1 s of wall time") as info:
-        run_workflow(definition, {}, {}, timeout=1, max_transitions=10**9)
+    # 3 s: Node's start and the definition's validation count too, and take over a second on a busy machine.
+    with pytest.raises(WorkflowHungError, match="after 3 s of wall time") as info:
+        run_workflow(definition, {}, {}, timeout=3, max_transitions=10**9)
 
     message = str(info.value)
     assert "last 20 events" in message
