@@ -74,6 +74,12 @@ def run(console: Console, errors: Console, data_dir: Path, output: Path) -> None
             errors.print(f"  {failure}", markup=False)
         raise CliError(f"nothing written to {display(output)}")
     console.print(segment_table(result))
+    if result.not_run_locally:
+        console.print(
+            "Events also reached these rule targets, which the demo does not run: "
+            + ", ".join(result.not_run_locally),
+            markup=False,
+        )
     console.print(
         f"Written to {display(output)}/: segments/ and the job output as the pipeline writes them, "
         "events.jsonl, emails.jsonl, customer-profiles/ (members), traces/ (one per execution), summary.json",

@@ -1,8 +1,9 @@
 """The stack's EventBridge rules, read from the synthesized template: which state machine an event starts.
 
-Supports what event patterns commonly use: value lists, nested objects, `prefix`, `suffix`, `wildcard`,
-`equals-ignore-case`, `anything-but`, `exists` and `numeric`. Targets must be state machines started with the
-whole event (no input transformation), as in this stack; anything else is refused rather than guessed.
+Supports what event patterns commonly use: value lists, nested objects, `$or`, `prefix`, `suffix`,
+`wildcard`, `equals-ignore-case`, `anything-but`, `exists` and `numeric`. State machine targets given the
+whole event run locally; other targets (topics, functions, queues, transformed input) are listed in
+`Rule.elsewhere` and not run: the local run says so rather than guess what they would do.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ class Rule:
     pattern: dict[str, Any]
     targets: tuple[str, ...]
     """Logical ids of the target state machines."""
+    elsewhere: tuple[str, ...] = ()
+    """Logical ids of the targets that do not run locally."""
 
 
 def rules_from_template(template: Mapping[str, Any], substitutions: Mapping[str, Any]) -> list[Rule]:
@@ -40,15 +43,14 @@ def rules_from_template(template: Mapping[str, Any], substitutions: Mapping[str,
         props = resource["Properties"]
         if props.get("State", "ENABLED") != "ENABLED" or "EventPattern" not in props:
             continue
-        targets = []
+        targets, elsewhere = [], []
         for target in props.get("Targets", []):
             arn = target.get("Arn")
-            machine = arn.get("Ref") if isinstance(arn, dict) else None
-            if machine not in machines or {"Input", "InputPath", "InputTransformer"} & set(target):
-                raise ValueError(
-                    f"rule {logical_id}: only state machine targets given the whole event run here"
-                )
-            targets.append(str(machine))
+            ref = arn.get("Ref") if isinstance(arn, dict) else None
+            if ref in machines and not {"Input", "InputPath", "InputTransformer"} & set(target):
+                targets.append(str(ref))
+            else:
+                elsewhere.append(str(ref or _get_att_id(arn) or arn))
         bus = render_tokens(props.get("EventBusName", DEFAULT_BUS), substitutions, known)
         rules.append(
             Rule(
@@ -56,9 +58,26 @@ def rules_from_template(template: Mapping[str, Any], substitutions: Mapping[str,
                 bus=bus_name(str(bus)),
                 pattern=render_tokens(props["EventPattern"], substitutions, known),
                 targets=tuple(targets),
+                elsewhere=tuple(elsewhere),
             )
         )
     return rules
+
+
+def elsewhere_of(rules: list[Rule], bus: str, event: Mapping[str, Any]) -> list[str]:
+    """Logical ids of the targets the event would reach on that bus that do not run locally."""
+    return [
+        t
+        for rule in rules
+        if rule.bus == bus_name(bus) and matches(rule.pattern, event)
+        for t in rule.elsewhere
+    ]
+
+
+def _get_att_id(arn: Any) -> str | None:
+    if isinstance(arn, dict) and isinstance(arn.get("Fn::GetAtt"), list):
+        return str(arn["Fn::GetAtt"][0])
+    return None
 
 
 def bus_name(name_or_arn: str) -> str:
@@ -78,6 +97,10 @@ def targets_of(rules: list[Rule], bus: str, event: Mapping[str, Any]) -> list[st
 def matches(pattern: Mapping[str, Any], event: Mapping[str, Any]) -> bool:
     """Whether an event matches an EventBridge event pattern."""
     for key, expected in pattern.items():
+        if key == "$or":
+            if not any(matches(alternative, event) for alternative in expected):
+                return False
+            continue
         present = key in event
         value = event.get(key)
         if isinstance(expected, Mapping):

@@ -31,7 +31,14 @@ from unittest import mock
 from contextual_targeting.cli.segments import SegmentRow, list_segments
 from contextual_targeting.cli.validation import personalize_root
 from contextual_targeting.contracts.events import CUSTOMER_PROFILES_SEGMENT_STATE_CHANGE
-from contextual_targeting.local.bus import DEFAULT_BUS, Rule, bus_name, rules_from_template, targets_of
+from contextual_targeting.local.bus import (
+    DEFAULT_BUS,
+    Rule,
+    bus_name,
+    elsewhere_of,
+    rules_from_template,
+    targets_of,
+)
 from contextual_targeting.local.demo_output import DemoError, check_output, iso, write_output
 from contextual_targeting.local.harness import (
     AwsError,
@@ -86,6 +93,8 @@ class DemoResult:
     events: list[dict[str, Any]] = field(default_factory=list)
     emails: list[dict[str, Any]] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    not_run_locally: list[str] = field(default_factory=list)
+    """Rule targets the events reached that the demo does not run (a topic, a function, a queue)."""
     output: Path | None = None
     wall_seconds: float = 0.0
 
@@ -204,6 +213,8 @@ class LocalPipeline:
         self._queue: list[tuple[float, str, int, Run]] = []
         self._order = itertools.count()
         self._current: Run | None = None
+        self.not_run_locally: set[str] = set()
+        """Rule targets events reached that the local run does not run (topics, functions, queues)."""
 
     # ---- wiring
 
@@ -247,24 +258,46 @@ class LocalPipeline:
             "detail": detail,
         }
         current = self._current
+        elsewhere = [without_hash(t) for t in elsewhere_of(self.rules, bus, event)]
         self.events.append(
             {
                 "bus": bus_name(bus),
-                "workflow": current.workflow if current else "upload",
+                "workflow": current.workflow if current else None,
                 "execution": current.name if current else None,
                 "event": event,
+                "not_run_locally": elsewhere,
             }
         )
+        self.not_run_locally.update(elsewhere)
         for machine in targets_of(self.rules, bus, event):
             self.start(machine, event, name=str(uuid.uuid5(_NAMESPACE, f"{machine}/{event_id}")), at=at)
         return event_id
+
+    def _status_change(self, run: Run) -> None:
+        """What Step Functions puts on the default bus when an execution starts or ends."""
+        execution = run.execution
+        at = run.start if execution is None else run.start + execution.virtual_seconds
+        detail: dict[str, Any] = {
+            "executionArn": run.arn,
+            "stateMachineArn": self.machine_arn(run.machine),
+            "name": run.name,
+            "status": run.status if execution else "RUNNING",
+            "startDate": int(run.start * 1000),
+            "stopDate": int(at * 1000) if execution else None,
+            "input": json.dumps(run.input),
+            "output": json.dumps(execution.output) if execution and execution.status == "SUCCEEDED" else None,
+            "error": execution.error if execution else None,
+            "cause": execution.cause if execution else None,
+        }
+        self.put_event(DEFAULT_BUS, "aws.states", "Step Functions Execution Status Change", detail, at=at)
 
     def run_all(self) -> None:
         """Run queued executions (and those they lead to) until none is left."""
         while self._queue:
             _, _, _, run = heapq.heappop(self._queue)
-            self._current = run
             self.now = run.start
+            self._status_change(run)
+            self._current = run
             run.execution = run_workflow(
                 self.definitions[run.machine],
                 run.input,
@@ -276,6 +309,8 @@ class LocalPipeline:
                 timeout=120,
             )
             self._current = None
+            self.now = run.start + run.execution.virtual_seconds
+            self._status_change(run)
             self.progress(run)
 
     # ---- answers to the workflows' Tasks
@@ -446,7 +481,12 @@ def run_demo(
             for path, key in files:
                 _upload(pipeline, path, key)
             pipeline.run_all()
-        result = DemoResult(runs=pipeline.runs, events=pipeline.events, emails=pipeline.emails)
+        result = DemoResult(
+            runs=pipeline.runs,
+            events=pipeline.events,
+            emails=pipeline.emails,
+            not_run_locally=sorted(pipeline.not_run_locally),
+        )
         result.failures = [_failure(run) for run in pipeline.runs if run.status != "SUCCEEDED"]
         if not pipeline.runs:
             result.failures.append("the uploads started no workflow: check the training config's key")

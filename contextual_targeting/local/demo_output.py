@@ -91,6 +91,7 @@ def _write_files(pipeline: LocalPipeline, result: DemoResult, folder: Path) -> N
                 "source": e["event"]["source"],
                 "detail-type": e["event"]["detail-type"],
                 "detail": e["event"]["detail"],
+                **({"notRunLocally": e["not_run_locally"]} if e["not_run_locally"] else {}),
             }
             for e in pipeline.events
             if e["event"]["source"] == EVENT_SOURCE
@@ -184,6 +185,7 @@ def summary(result: DemoResult) -> dict[str, Any]:
     """The table the command prints, the runs, and what stood in for AWS."""
     return {
         "StandIns": STAND_INS,
+        "TargetsNotRunLocally": result.not_run_locally,
         "Segments": [
             {
                 "Query": row.query,

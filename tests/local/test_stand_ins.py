@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Template
 
-from contextual_targeting.local.bus import matches, rules_from_template, targets_of
+from contextual_targeting.local.bus import elsewhere_of, matches, rules_from_template, targets_of
 from contextual_targeting.local.demo import substitutions
 from contextual_targeting.local.lambdas import LocalLambdas, NoStandInError
 from contextual_targeting.local.personalize import AffinityScorer, parse_query
@@ -125,6 +125,32 @@ def test_the_stacks_rules_start_the_workflows_they_name(template: Template) -> N
     assert targets_of(rules, bus, {**job, "detail": {"Status": "CREATE FAILED"}}) == []
 
 
+def test_targets_that_do_not_run_locally_are_named_not_run() -> None:
+    # GIVEN a rule with a state machine target, a topic target and a state machine given transformed input
+    template = {
+        "Resources": {
+            "Machine": {"Type": "AWS::StepFunctions::StateMachine"},
+            "Topic": {"Type": "AWS::SNS::Topic"},
+            "Rule": {
+                "Type": "AWS::Events::Rule",
+                "Properties": {
+                    "EventPattern": {"source": ["aws.states"]},
+                    "Targets": [
+                        {"Arn": {"Ref": "Machine"}, "Id": "a"},
+                        {"Arn": {"Ref": "Topic"}, "Id": "b", "InputTransformer": {"InputTemplate": "x"}},
+                        {"Arn": {"Ref": "Machine"}, "Id": "c", "InputPath": "$.detail"},
+                    ],
+                },
+            },
+        }
+    }
+    (rule,) = rules_from_template(template, {})
+    # THEN only the whole-event state machine target runs; the others are listed
+    assert rule.targets == ("Machine",)
+    assert rule.elsewhere == ("Topic", "Machine")
+    assert elsewhere_of([rule], "default", {"source": "aws.states"}) == ["Topic", "Machine"]
+
+
 @pytest.mark.parametrize(
     ("pattern", "event", "expected"),
     [
@@ -141,6 +167,21 @@ def test_the_stacks_rules_start_the_workflows_they_name(template: Template) -> N
         ({"k": ["a"]}, {"k": ["b", "a"]}, True),
         ({"d": {"s": ["ACTIVE"]}}, {"d": {"s": "FAILED"}}, False),
         ({"d": {"s": ["ACTIVE"]}}, {"d": "flat"}, False),
+        (
+            {"$or": [{"s": ["TIMED_OUT"]}, {"s": ["FAILED"], "e": [{"prefix": "SNS."}]}]},
+            {"s": "TIMED_OUT"},
+            True,
+        ),
+        (
+            {"$or": [{"s": ["TIMED_OUT"]}, {"s": ["FAILED"], "e": [{"prefix": "SNS."}]}]},
+            {"s": "FAILED", "e": "X"},
+            False,
+        ),
+        (
+            {"$or": [{"s": ["TIMED_OUT"]}, {"s": ["FAILED"], "e": [{"prefix": "SNS."}]}]},
+            {"s": "FAILED", "e": "SNS.A"},
+            True,
+        ),
     ],
 )
 def test_event_patterns(pattern: dict[str, Any], event: dict[str, Any], expected: bool) -> None:
