@@ -82,7 +82,8 @@ def run(console: Console, errors: Console, data_dir: Path, output: Path) -> None
         )
     console.print(
         f"Written to {display(output)}/: segments/ and the job output as the pipeline writes them, "
-        "events.jsonl, emails.jsonl, customer-profiles/ (members), traces/ (one per execution), summary.json",
+        "events.jsonl, emails.jsonl, customer-profiles/ (members), traces/ (one per execution), "
+        "logs/ (what the Lambdas logged, if anything), summary.json",
         markup=False,
     )
     console.print(f"Done in {time.monotonic() - started:.1f} s (the workflows: {result.wall_seconds:.1f} s).")

@@ -121,6 +121,10 @@ def _write_files(pipeline: LocalPipeline, result: DemoResult, folder: Path) -> N
     _write_json(
         profiles / "segment-definitions.json", {"StandIn": PROFILES_STAND_IN, "Definitions": definitions}
     )
+    logs = folder / "logs"
+    for function in pipeline.lambdas.functions.values():
+        if function.log.getvalue():
+            _safe_path(logs, f"{function.name}.log").write_text(function.log.getvalue(), encoding="utf-8")
     traces = folder / "traces"
     traces.mkdir()
     for number, run in enumerate(pipeline.runs, start=1):
@@ -236,6 +240,7 @@ What is where:
 - `emails.jsonl`: every email the workflows sent (SNS), in order
 - `customer-profiles/`: each Customer Profiles segment definition's members (`<definition>.csv`) and
   `segment-definitions.json`
+- `logs/`: what each Lambda function printed or logged (CloudWatch Logs on AWS)
 - `traces/`: one file per execution, the states entered with their times and durations on the virtual clock
 - `summary.json`: the table the command printed, and every execution
 """

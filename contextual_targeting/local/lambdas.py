@@ -9,7 +9,9 @@ in the Lambda runtime.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import json
 import os
 import sys
@@ -58,6 +60,8 @@ class LocalFunction:
     environment: dict[str, str]
     layers: list[Path]
     module: ModuleType | None = None
+    log: io.StringIO = field(default_factory=io.StringIO)
+    """What the function printed or logged (CloudWatch Logs in Lambda), over every invocation."""
 
 
 @dataclass(kw_only=True)
@@ -182,7 +186,13 @@ class LocalLambdas:
             "AWS_DEFAULT_REGION": self.region,
             "AWS_LAMBDA_FUNCTION_NAME": function.name,
         }
-        with mock.patch.dict(os.environ, environment), mock.patch.object(boto3, "client", client):
+        # Log handlers a module creates at import keep the stream they found: the same buffer each time.
+        with (
+            mock.patch.dict(os.environ, environment),
+            mock.patch.object(boto3, "client", client),
+            contextlib.redirect_stdout(function.log),
+            contextlib.redirect_stderr(function.log),
+        ):
             yield
 
 
