@@ -13,7 +13,7 @@ EMAIL ?=
 DEPLOY_CONTEXT := $(CONTEXT) $(if $(EMAIL),-c email=$(EMAIL))
 TEMPLATES = cdk.out/*.template.json
 
-.PHONY: setup synth test lint typecheck unit snapshot-update bootstrap deploy diff destroy clean
+.PHONY: setup synth test lint typecheck unit snapshot-update bootstrap deploy diff destroy clean diagrams demo
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -49,6 +49,15 @@ test: lint typecheck unit
 
 snapshot-update: setup
 	pytest tests/test_stack_snapshot.py --snapshot-update
+
+# The default stack's workflows end to end on this machine, AWS replaced by local stand-ins (no account
+# needed): DATA=<folder laid out like data/>, OUT=<output folder, default demo-output/>.
+demo: setup
+	contextual-targeting demo $(if $(DATA),--data $(DATA)) $(if $(OUT),--out $(OUT))
+
+# Redraw docs/diagrams/ from the synthesized workflows (both stack configurations).
+diagrams: setup
+	python -m contextual_targeting.diagrams
 
 bootstrap: setup
 	$(CDK) bootstrap

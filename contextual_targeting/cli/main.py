@@ -38,7 +38,14 @@ from contextual_targeting.cli.schedule import (
     set_state,
 )
 from contextual_targeting.cli.schedule import to_json as schedules_to_json
-from contextual_targeting.cli.segments import SegmentRow, list_segments, pinpoint_statuses, to_json
+from contextual_targeting.cli.segments import (
+    SegmentRow,
+    customer_profiles_statuses,
+    list_segments,
+    pinpoint_statuses,
+    profiles_summary,
+    to_json,
+)
 from contextual_targeting.cli.stack_outputs import (
     DEFAULT_STACK_NAME,
     CliError,
@@ -345,7 +352,8 @@ class LineLog:
 
 
 def _print_result(state: WatchState) -> None:
-    """One line per query: segment name, users, query (plain lines: names stay whole for copying)."""
+    """One line per query: segment name, users, query (plain lines: names stay whole for copying), and
+    what Customer Profiles made of it."""
     for manifest in state.manifests.values():
         console.print(f"Segments of {manifest.get('JobName', '')}:", markup=False)
         for entry in manifest.get("Segments", []):
@@ -353,6 +361,9 @@ def _print_result(state: WatchState) -> None:
             name = entry.get("SegmentName") or entry.get("Error") or ""
             users = int(entry.get("UserCount") or 0)
             console.print(f"  {status:<6} {name}  {users:,} users  {entry.get('Query') or ''}", markup=False)
+            upload = state.uploads.get(str(entry.get("SegmentName")))
+            if upload is not None and upload.finished:
+                console.print(f"         Customer Profiles: {profiles_summary(upload)}", markup=False)
 
 
 @app.command()
@@ -376,6 +387,7 @@ def watch(
             postprocessing=outputs.get(keys.POSTPROCESSOR_STATE_MACHINE),
             pinpoint_prepare=outputs.get(keys.PINPOINT_PREPARE_STATE_MACHINE),
             pinpoint_import=outputs.get(keys.PINPOINT_IMPORT_STATE_MACHINE),
+            customer_profiles=outputs.get(keys.CUSTOMER_PROFILES_STATE_MACHINE),
         )
         _warn_dead_letters(aws)
         sfn = aws.client("stepfunctions")
@@ -499,6 +511,25 @@ def _segments_table(rows: list[SegmentRow], *, pinpoint: bool) -> Table:
     return table
 
 
+def _profiles_table(rows: list[SegmentRow]) -> Table:
+    """Per segment, what its Customer Profiles upload run reported."""
+    table = Table(title="Customer Profiles", title_justify="left")
+    for column in ("segment", "definition", "upload", "members", "uploaded", "failed", "without contact"):
+        right = column in ("members", "uploaded", "failed", "without contact")
+        table.add_column(column, justify="right" if right else "left", overflow="fold")
+    for row in rows:
+        if not row.segment:
+            continue  # a failed or empty query has no segment to upload
+        counts = (row.profiles_members, row.profiles_uploaded, row.profiles_failed, row.users_without_contact)
+        table.add_row(
+            row.segment,
+            row.profiles_definition or "",
+            row.profiles_status or "no upload run",
+            *("" if value is None else f"{value:,}" for value in counts),
+        )
+    return table
+
+
 @app.command()
 def segments(
     dataset_group: Annotated[
@@ -509,12 +540,13 @@ def segments(
     region: Region = None,
     profile: ProfileOption = None,
 ) -> None:
-    """List the produced segments: query, file, users, and the Pinpoint endpoints and import status."""
+    """List the produced segments: query, file, users, and what the destinations made of them."""
     with one_line_errors():
         aws = Aws(stack_name=stack_name, region=region, profile=profile)
         outputs = aws.outputs
         prepare = outputs.get(keys.PINPOINT_PREPARE_STATE_MACHINE)
         imports = outputs.get(keys.PINPOINT_IMPORT_STATE_MACHINE)
+        uploads = outputs.get(keys.CUSTOMER_PROFILES_STATE_MACHINE)
         pinpoint = (
             pinpoint_statuses(
                 aws.client("stepfunctions"), prepare_machine=prepare, import_machine=imports, now=NOW()
@@ -522,8 +554,15 @@ def segments(
             if prepare or imports
             else None
         )
+        profiles = (
+            customer_profiles_statuses(aws.client("stepfunctions"), uploads, now=NOW()) if uploads else None
+        )
         rows = list_segments(
-            aws.client("s3"), outputs.personalize_bucket, dataset_group=dataset_group, pinpoint=pinpoint
+            aws.client("s3"),
+            outputs.personalize_bucket,
+            dataset_group=dataset_group,
+            pinpoint=pinpoint,
+            profiles=profiles,
         )
         if as_json:
             typer.echo(to_json(rows))
@@ -531,6 +570,8 @@ def segments(
             console.print("no segments yet: upload data and watch the run (contextual-targeting watch)")
         else:
             console.print(_segments_table(rows, pinpoint=bool(prepare or imports)))
+            if uploads:
+                console.print(_profiles_table(rows))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -663,3 +704,24 @@ def cleanup(
             personalize, sleep=SLEEP, clock=CLOCK, report=lambda text: console.print(text, markup=False)
         ).run(plan, s3=aws.client("s3") if purge_data else None, bucket=bucket)
         console.print(f"dataset group {dataset_group} cleaned up", markup=False)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# demo
+
+
+@app.command()
+def demo(
+    data_dir: Annotated[
+        Path,
+        typer.Option("--data", help="Folder laid out like data/ (personalize/train, personalize/batch)."),
+    ] = Path("data"),
+    output: Annotated[
+        Path, typer.Option("--out", help="Where the segments, events, emails and traces go.")
+    ] = Path("demo-output"),
+) -> None:
+    """Run the default stack's workflows end to end on this machine, with local stand-ins for AWS."""
+    from contextual_targeting.cli import demo as local_demo
+
+    with one_line_errors():
+        local_demo.run(console, errors, data_dir, output)

@@ -1,4 +1,5 @@
-"""`segments`: the produced segments, from the post-processor's manifests (and Pinpoint's import runs)."""
+"""`segments`: the produced segments, from the post-processor's manifests, with what the destinations made
+of them (Customer Profiles upload runs, Pinpoint import runs)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,15 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from contextual_targeting.cli.executions import describe, recent_executions, source_key
+from contextual_targeting.cli.executions import ExecutionView, describe, recent_executions, source_key
+from contextual_targeting.contracts.events import CUSTOMER_PROFILES_SEGMENT_STATE_CHANGE
 from contextual_targeting.contracts.layout import SEGMENTS_PREFIX
 
 MANIFEST_NAME = "manifest.json"
 # Pinpoint import runs older than this are not looked at (Step Functions keeps 90 days of history).
 PINPOINT_LOOKBACK = timedelta(days=90)
 MAX_PINPOINT_RUNS = 500
+MAX_PROFILES_RUNS = 500
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -31,6 +34,13 @@ class SegmentRow:
     error: str | None = None
     endpoints: int | None = None
     import_status: str | None = None
+    profiles_status: str | None = None
+    """The Customer Profiles upload run's outcome (SUCCEEDED, PARTIALLY_SUCCEEDED, REJECTED, FAILED, ...)."""
+    profiles_definition: str | None = None
+    profiles_members: int | None = None
+    profiles_uploaded: int | None = None
+    profiles_failed: int | None = None
+    users_without_contact: int | None = None
 
     def document(self) -> dict[str, Any]:
         """The row as JSON (the `--json` output)."""
@@ -120,20 +130,112 @@ def pinpoint_statuses(
     }
 
 
+@dataclass(frozen=True, kw_only=True)
+class ProfilesStatus:
+    """What the Customer Profiles destination did with one segment: its upload run's report."""
+
+    status: str
+    definition: str | None = None
+    members: int | None = None
+    """Segment users with contact data: the profiles flagged as members (UserCount - UsersWithoutContact)."""
+    uploaded: int | None = None
+    """Profiles created or updated, members and dropped members alike."""
+    failed: int | None = None
+    without_contact: int | None = None
+    reason: str | None = None
+
+
+def profiles_status(view: ExecutionView) -> ProfilesStatus:
+    """The upload run's report: its output once it succeeded, the event it published when it failed."""
+    if not view.finished:
+        return ProfilesStatus(status="UPLOADING")
+    report: dict[str, Any] = dict(view.output) if view.status == "SUCCEEDED" else {}
+    if not report:
+        published = [e for e in view.events if e["DetailType"] == CUSTOMER_PROFILES_SEGMENT_STATE_CHANGE]
+        report = dict(published[-1]["Detail"]) if published else {}
+    users, without = _count(report.get("UserCount")), _count(report.get("UsersWithoutContact"))
+    return ProfilesStatus(
+        status=str(report.get("Status") or view.status),
+        definition=report.get("SegmentDefinitionName") or None,
+        members=None if users is None or without is None else users - without,
+        uploaded=_count(report.get("ProfilesUploaded")),
+        failed=_count(report.get("ProfilesFailed")),
+        without_contact=without,
+        reason=report.get("FailureReason") or (view.reason() if view.status != "SUCCEEDED" else None),
+    )
+
+
+def profiles_summary(view: ExecutionView) -> str:
+    """One line on an upload run: its definition and counts, or why nothing was uploaded."""
+    status = profiles_status(view)
+    if status.status in ("SUCCEEDED", "PARTIALLY_SUCCEEDED"):
+        partial = f" ({status.reason})" if status.status == "PARTIALLY_SUCCEEDED" else ""
+        members, uploaded = status.members or 0, status.uploaded or 0
+        failed, without = status.failed or 0, status.without_contact or 0
+        return (
+            f"{status.definition}: {members:,} members, {uploaded:,} profiles uploaded, {failed:,} failed, "
+            f"{without:,} users without contact data{partial}"
+        )
+    return f"{status.status}: {status.reason or 'no reason given'}"
+
+
+def customer_profiles_statuses(
+    sfn: Any, machine: str, *, now: datetime | None = None
+) -> dict[str, ProfilesStatus]:
+    """By segment name: the newest upload run's report (one run per Segment Ready event)."""
+    since = (now or datetime.now(UTC)) - PINPOINT_LOOKBACK
+    statuses: dict[str, ProfilesStatus] = {}
+    for execution in recent_executions(sfn, machine, since, limit=MAX_PROFILES_RUNS):
+        arn = str(execution["executionArn"])
+        view = describe(sfn, arn, with_history=False)
+        name = view.output.get("SegmentName") or view.input.get("detail", {}).get("SegmentName")
+        if not name or name in statuses:
+            continue  # newest first: a replayed event's run wins
+        if view.finished and view.status != "SUCCEEDED":
+            view = describe(sfn, arn)  # the report is in the event the run published
+        statuses[str(name)] = profiles_status(view)
+    return statuses
+
+
 def list_segments(
     s3: Any,
     bucket: str,
     *,
     dataset_group: str | None = None,
     pinpoint: dict[str, PinpointStatus] | None = None,
+    profiles: dict[str, ProfilesStatus] | None = None,
 ) -> list[SegmentRow]:
-    """Every query outcome of every manifest, with Pinpoint's endpoints and import status when known."""
+    """Every query outcome of every manifest, with what the destinations did with it when known."""
     rows: list[SegmentRow] = []
     for key in manifest_keys(s3, bucket, dataset_group):
         rows += manifest_rows(read_manifest(s3, bucket, key), bucket)
     if pinpoint:
         rows = [_with_pinpoint(row, pinpoint) for row in rows]
+    if profiles:
+        rows = [_with_profiles(row, profiles) for row in rows]
     return rows
+
+
+def _with_profiles(row: SegmentRow, profiles: dict[str, ProfilesStatus]) -> SegmentRow:
+    status = profiles.get(row.segment or "")
+    if status is None:
+        return row
+    values = row.document() | {
+        "profiles_status": status.status,
+        "profiles_definition": status.definition,
+        "profiles_members": status.members,
+        "profiles_uploaded": status.uploaded,
+        "profiles_failed": status.failed,
+        "users_without_contact": status.without_contact,
+    }
+    return SegmentRow(**values)
+
+
+def _count(value: Any) -> int | None:
+    try:
+        return None if value is None or value == "" else int(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def _with_pinpoint(row: SegmentRow, pinpoint: dict[str, PinpointStatus]) -> SegmentRow:

@@ -22,6 +22,7 @@ PINPOINT_PREPARE_STATE_MACHINE = "PinpointPrepareStateMachineArn"
 PINPOINT_IMPORT_STATE_MACHINE = "PinpointImportStateMachineArn"
 DEAD_LETTER_QUEUE_URL = "DeadLetterQueueUrl"
 DASHBOARD_NAME = "DashboardName"
+CUSTOMER_PROFILES_STATE_MACHINE = "CustomerProfilesStateMachineArn"
 
 # A stack in one of these states has outputs the CLI can trust (an update in flight keeps the old ones).
 USABLE_STATUSES = frozenset(

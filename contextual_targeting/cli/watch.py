@@ -1,4 +1,5 @@
-"""`watch`: follow a training run and the post-processing and Pinpoint runs it leads to, to their end."""
+"""`watch`: follow a training run and the post-processing and destination runs (Customer Profiles, Pinpoint)
+it leads to, to their end."""
 
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ class Machines:
     postprocessing: str | None = None
     pinpoint_prepare: str | None = None
     pinpoint_import: str | None = None
+    customer_profiles: str | None = None
 
 
 @dataclass(kw_only=True)
@@ -47,6 +49,8 @@ class WatchState:
     """By segment name."""
     imports: dict[str, ExecutionView] = field(default_factory=dict)
     """By segment name."""
+    uploads: dict[str, ExecutionView] = field(default_factory=dict)
+    """Customer Profiles upload runs, by segment name."""
     waiting_for: list[str] = field(default_factory=list)
     done: bool = False
     failure: str | None = None
@@ -57,6 +61,7 @@ class WatchState:
         labelled += [("Post-processing", v) for v in self.postprocessing.values()]
         labelled += [(f"Pinpoint prepare {name}", v) for name, v in self.prepares.items()]
         labelled += [(f"Pinpoint import {name}", v) for name, v in self.imports.items()]
+        labelled += [(f"Customer Profiles {name}", v) for name, v in self.uploads.items()]
         return labelled
 
 
@@ -139,6 +144,7 @@ class Watcher:
             state.done = state.failure is not None or self._gave_up(state, training.stopped)
             return state
         self._follow_pinpoint(state)
+        self._follow_customer_profiles(state)
         state.done = not state.waiting_for or self._gave_up(state, self._last_stop(state))
         return state
 
@@ -187,18 +193,36 @@ class Watcher:
                 if manifest:
                     state.manifests[job] = read_manifest(self.s3, *manifest)
 
+    def _follow_customer_profiles(self, state: WatchState) -> None:
+        """Each ready segment: one upload run, started by its Segment Ready event."""
+        machine = self.machines.customer_profiles
+        if machine is None or not state.postprocessing:
+            return
+        since = min(v.started for v in state.postprocessing.values())
+        runs: dict[str, str] = {}
+        for arn, execution_input in self._candidates(machine, since):
+            name = execution_input.get("detail", {}).get("SegmentName")
+            if name and name not in runs:
+                runs[name] = arn  # newest first: a replayed event's run wins
+        for name in _ready_segments(state):
+            if name not in runs:
+                state.waiting_for.append(f"Customer Profiles upload of {name}")
+                continue
+            upload = state.uploads[name] = self.view(runs[name])
+            if not upload.finished:
+                state.waiting_for.append(f"Customer Profiles upload of {name}")
+            elif upload.status != "SUCCEEDED":
+                state.failure = (
+                    f"Customer Profiles upload run {upload.name} {upload.status}: {upload.reason()}"
+                )
+
     def _follow_pinpoint(self, state: WatchState) -> None:
         """Each ready segment: a prepare run (Segment Ready event in), then an import run for its file."""
         prepare_machine, import_machine = self.machines.pinpoint_prepare, self.machines.pinpoint_import
         if prepare_machine is None or not state.postprocessing:
             return
         since = min(v.started for v in state.postprocessing.values())
-        ready = {
-            s["SegmentName"]: s
-            for m in state.manifests.values()
-            for s in m.get("Segments", [])
-            if s.get("Status") == "READY" and s.get("SegmentName")
-        }
+        ready = _ready_segments(state)
         prepares: dict[str, str] = {}
         for arn, execution_input in self._candidates(prepare_machine, since):
             name = execution_input.get("detail", {}).get("SegmentName")
@@ -233,6 +257,16 @@ class Watcher:
         """When the latest finished execution ended: follow-ups are expected soon after it."""
         stops = [v.stopped for _, v in state.views() if v.stopped is not None]
         return max(stops)
+
+
+def _ready_segments(state: WatchState) -> dict[str, dict[str, Any]]:
+    """The ready segments of every manifest read so far, by segment name."""
+    return {
+        s["SegmentName"]: s
+        for m in state.manifests.values()
+        for s in m.get("Segments", [])
+        if s.get("Status") == "READY" and s.get("SegmentName")
+    }
 
 
 def _manifest_location(view: ExecutionView) -> tuple[str, str] | None:

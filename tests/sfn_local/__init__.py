@@ -1,12 +1,14 @@
-"""Local execution of Step Functions definitions against scripted AWS answers (see harness.py)."""
+"""The local Step Functions harness, for the tests: it lives in `contextual_targeting.local` (the demo runs
+workflows with it too); these names stay importable from here."""
 
-from .harness import (
+from contextual_targeting.local import (
     HISTORY_EVENT_LIMIT,
     PAYLOAD_LIMIT_BYTES,
     AwsError,
     Execution,
     HarnessError,
     InvalidDefinitionError,
+    Outbox,
     RunawayExecutionError,
     ScriptExhaustedError,
     TaskCall,
@@ -19,7 +21,6 @@ from .harness import (
     run_workflow,
     script,
 )
-from .outbox import Outbox
 
 __all__ = [
     "HISTORY_EVENT_LIMIT",

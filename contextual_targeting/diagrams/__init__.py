@@ -1,0 +1,1 @@
+"""Drawings of the synthesized workflows (Mermaid in Markdown, under docs/diagrams/)."""
