@@ -165,19 +165,52 @@ class CreateAndWaitProps:
 
 
 class CreateAndWait(sfn.StateMachineFragment):
-    """Create (or reuse) a Personalize resource and wait for ACTIVE, with events and a bounded backoff."""
+    """Create (or reuse) a Personalize resource and wait for ACTIVE, with events and a bounded backoff.
+
+    create -> announce creation -> check -> active? announce ready | failed? announce and fail
+                                     ^------ wait along the schedule <- not yet (until the bound: give up)
+    """
 
     def __init__(self, scope: Construct, construct_id: str, *, props: CreateAndWaitProps) -> None:
         super().__init__(scope, construct_id)
-        resource, node = props.resource, props.node
-        label = resource.label
+        self._props = props
+        self._node = props.node
+        self._label = props.resource.label
         # Reusable resources have deterministic ARNs in the plan; fresh ones take the create response's ARN.
-        arn_path = f"{node}.Arn" if resource.reusable else f"{node}.Created.Arn"
+        self._arn_path = f"{self._node}.Arn" if props.resource.reusable else f"{self._node}.Created.Arn"
 
+        create = self._create()
+        describe = self._describe()
+        created = self._event("Created", f"Announce {self._label} creation", Status="CREATE PENDING")
+        active = self._event(
+            "Active",
+            f"Announce {self._label} ready",
+            Status=sfn.JsonPath.string_at(f"{self._node}.Latest.Status"),
+        )
+        request_failure = sfn.Fail(
+            self,
+            "RequestFailed",
+            state_name=f"Fail on {self._label} request",
+            error=f"{props.resource.api_name}RequestFailed",
+            cause_path=f"{self._node}.Error.Cause",
+        )
+        # Errors the retries did not absorb (bad input, missing parent, ...) fail the run naming the step.
+        if props.resource.reusable:
+            create.add_catch(describe, errors=[ALREADY_EXISTS], result_path=sfn.JsonPath.DISCARD)
+        create.add_catch(request_failure, errors=[sfn.Errors.ALL], result_path=f"{self._node}.Error")
+        describe.add_catch(request_failure, errors=[sfn.Errors.ALL], result_path=f"{self._node}.Error")
+
+        create.next(created).next(describe).next(self._decide(active, self._next_check(describe)))
+        self._start: sfn.State = create
+        self._ends: list[sfn.INextable] = [active]
+
+    def _create(self) -> CallWithPlannedRequest:
+        """The create call, its request taken whole from the plan."""
+        props, resource, node = self._props, self._props.resource, self._node
         create = CallWithPlannedRequest(
             self,
             "Create",
-            state_name=f"Create {label}",
+            state_name=f"Create {self._label}",
             service=PERSONALIZE,
             action=f"create{resource.api_name}",
             iam_resources=list(props.create_resources),
@@ -190,45 +223,54 @@ class CreateAndWait(sfn.StateMachineFragment):
             result_path=sfn.JsonPath.DISCARD if resource.reusable else f"{node}.Created",
         )
         retry_personalize(create, creates=True, in_use=props.retry_in_use)
+        return create
 
+    def _describe(self) -> tasks.CallAwsService:
+        """The Describe call: its status and whole answer go to `<node>.Latest`."""
+        resource = self._props.resource
         describe = tasks.CallAwsService(
             self,
             "Describe",
-            state_name=f"Check {label}",
+            state_name=f"Check {self._label}",
             service=PERSONALIZE,
             action=f"describe{resource.api_name}",
-            iam_resources=list(props.describe_resources),
-            parameters={resource.arn_key: sfn.JsonPath.string_at(arn_path)},
+            iam_resources=list(self._props.describe_resources),
+            parameters={resource.arn_key: sfn.JsonPath.string_at(self._arn_path)},
             result_selector={
                 "Status": sfn.JsonPath.string_at(f"$.{resource.api_name}.Status"),
                 "Resource": sfn.JsonPath.object_at(f"$.{resource.api_name}"),
             },
-            result_path=f"{node}.Latest",
+            result_path=f"{self._node}.Latest",
         )
         retry_personalize(describe)
+        return describe
 
+    def _event(self, construct_id: str, state_name: str, **more: Any) -> tasks.EventBridgePutEvents:
+        """The resource's state-change event on the pipeline bus."""
         detail = {
-            "Arn": sfn.JsonPath.string_at(arn_path),
+            "Arn": sfn.JsonPath.string_at(self._arn_path),
             "DatasetGroupName": sfn.JsonPath.string_at("$.Run.DatasetGroupName"),
             "DatasetGroupArn": sfn.JsonPath.string_at("$.Run.DatasetGroupArn"),
-            **props.extra_detail,
+            **self._props.extra_detail,
         }
-        detail_type = personalize_state_change(resource.event_name)
+        return put_event(
+            self,
+            construct_id,
+            bus=self._props.bus,
+            detail_type=personalize_state_change(self._props.resource.event_name),
+            detail={**detail, **more},
+            state_name=state_name,
+        )
 
-        def event(construct_id: str, state_name: str, **more: Any) -> tasks.EventBridgePutEvents:
-            return put_event(
-                self,
-                construct_id,
-                bus=props.bus,
-                detail_type=detail_type,
-                detail={**detail, **more},
-                state_name=state_name,
+    def _decide(self, active: sfn.IChainable, check_again: sfn.IChainable) -> sfn.Choice:
+        """ACTIVE goes on; failed (or, reused, being deleted) fails the run; else wait and check again."""
+        props, resource, node, label = self._props, self._props.resource, self._node, self._label
+
+        def status_in(statuses: Sequence[str]) -> sfn.Condition:
+            return sfn.Condition.or_(
+                *(sfn.Condition.string_equals(f"{node}.Latest.Status", s) for s in statuses)
             )
 
-        created = event("Created", f"Announce {label} creation", Status="CREATE PENDING")
-        active = event(
-            "Active", f"Announce {label} ready", Status=sfn.JsonPath.string_at(f"{node}.Latest.Status")
-        )
         # `FailureReason` where Describe gives one: datasets and solutions have none, and a stopped training
         # has none either (a missing path would end the run with an uncatchable States.Runtime error).
         why = sfn.Pass(
@@ -246,20 +288,44 @@ class CreateAndWait(sfn.StateMachineFragment):
             },
             result_path=f"{node}.Why",
         )
-        deleting = sfn.Pass(
-            self,
-            "Deleting",
-            state_name=f"Note {label} deletion",
-            parameters={
-                "Reason": {
-                    "FailureReason": "Personalize is deleting it: wait until it is gone, "
-                    "then upload the config again"
-                }
-            },
-            result_path=f"{node}.Why",
+        failed = self._failed()
+        decide = (
+            sfn.Choice(self, "Decide", state_name=f"Is the {label} active?")
+            .when(sfn.Condition.string_equals(f"{node}.Latest.Status", "ACTIVE"), active)
+            .when(status_in(resource.failed_statuses), why.next(failed))
         )
+        if resource.reusable:
+            # Found being deleted: it will never be ACTIVE, so say so now rather than after the bound.
+            deleting = sfn.Pass(
+                self,
+                "Deleting",
+                state_name=f"Note {label} deletion",
+                parameters={
+                    "Reason": {
+                        "FailureReason": "Personalize is deleting it: wait until it is gone, "
+                        "then upload the config again"
+                    }
+                },
+                result_path=f"{node}.Why",
+            )
+            decide.when(status_in(DELETING), deleting.next(failed))
+        timed_out = sfn.Fail(
+            self,
+            "TimedOut",
+            state_name=f"Give up on {label}",
+            error=f"{resource.api_name}TimedOut",
+            cause=f"The {label} was not ACTIVE after {props.schedule.limit // 60} minutes of waiting",
+        )
+        return decide.when(
+            sfn.Condition.number_greater_than_equals(f"{node}.Poll.Elapsed", props.schedule.limit),
+            timed_out,
+        ).otherwise(check_again)
+
+    def _failed(self) -> sfn.Chain:
+        """Announce the failure with its reason (`<node>.Why`), then fail the run naming the resource."""
+        node, label = self._node, self._label
         reason = sfn.JsonPath.string_at(f"{node}.Why.Reason.FailureReason")
-        failed = event(
+        failed = self._event(
             "Failed",
             f"Announce {label} failure",
             Status=sfn.JsonPath.string_at(f"{node}.Latest.Status"),
@@ -283,28 +349,18 @@ class CreateAndWait(sfn.StateMachineFragment):
             self,
             "Fail",
             state_name=f"Fail on {label}",
-            error=f"{resource.api_name}Failed",
+            error=f"{self._props.resource.api_name}Failed",
             cause_path=f"{node}.Error.Cause",
         )
-        request_failure = sfn.Fail(
-            self,
-            "RequestFailed",
-            state_name=f"Fail on {label} request",
-            error=f"{resource.api_name}RequestFailed",
-            cause_path=f"{node}.Error.Cause",
-        )
-        timed_out = sfn.Fail(
-            self,
-            "TimedOut",
-            state_name=f"Give up on {label}",
-            error=f"{resource.api_name}TimedOut",
-            cause=f"The {label} was not ACTIVE after {props.schedule.limit // 60} minutes of waiting",
-        )
+        return failed.next(explain).next(failure)
 
+    def _next_check(self, describe: sfn.IChainable) -> sfn.Chain:
+        """Wait the schedule's next interval, then check again."""
+        node, label = self._node, self._label
         # The wait table and an index into it; the index stops at the last entry, which then repeats (the
         # cap). Written as raw intrinsics: CDK's JsonPath.array() quotes numbers as strings and
         # JsonPath.math_add() takes no token from array_get_item(), and SecondsPath needs a number.
-        waits = props.schedule.waits()
+        waits = self._props.schedule.waits()
         steps = [1] * (len(waits) - 1) + [0]
         poll = f"{node}.Poll"
         wait_now = f"States.ArrayGetItem(States.Array({', '.join(map(str, waits))}), {poll}.Index)"
@@ -326,35 +382,7 @@ class CreateAndWait(sfn.StateMachineFragment):
             state_name=f"Wait for {label}",
             time=sfn.WaitTime.seconds_path(f"{node}.Poll.Wait"),
         )
-
-        def status_in(statuses: Sequence[str]) -> sfn.Condition:
-            return sfn.Condition.or_(
-                *(sfn.Condition.string_equals(f"{node}.Latest.Status", s) for s in statuses)
-            )
-
-        failed.next(explain).next(failure)
-        decide = (
-            sfn.Choice(self, "Decide", state_name=f"Is the {label} active?")
-            .when(sfn.Condition.string_equals(f"{node}.Latest.Status", "ACTIVE"), active)
-            .when(status_in(resource.failed_statuses), why.next(failed))
-        )
-        if resource.reusable:
-            # Found being deleted: it will never be ACTIVE, so say so now rather than after the bound.
-            decide.when(status_in(DELETING), deleting.next(failed))
-        decide.when(
-            sfn.Condition.number_greater_than_equals(f"{node}.Poll.Elapsed", props.schedule.limit),
-            timed_out,
-        ).otherwise(schedule_next.next(wait).next(describe))
-
-        # Errors the retries did not absorb (bad input, missing parent, ...) fail the run naming the step.
-        if resource.reusable:
-            create.add_catch(describe, errors=[ALREADY_EXISTS], result_path=sfn.JsonPath.DISCARD)
-        create.add_catch(request_failure, errors=[sfn.Errors.ALL], result_path=f"{node}.Error")
-        describe.add_catch(request_failure, errors=[sfn.Errors.ALL], result_path=f"{node}.Error")
-
-        create.next(created).next(describe).next(decide)
-        self._start: sfn.State = create
-        self._ends: list[sfn.INextable] = [active]
+        return schedule_next.next(wait).next(describe)
 
     @property
     def start_state(self) -> sfn.State:
