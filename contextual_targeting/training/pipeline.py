@@ -149,38 +149,7 @@ class PersonalizeTrainingPipeline(Construct):
         props: PersonalizeTrainingPipelineProps,
     ) -> sfn.StateMachine:
         """Validator, state machine and the trigger that starts it once per config upload."""
-        validator = python_function(
-            self,
-            "ConfigValidator",
-            component="training/validate_config",
-            description="Validates a training config and its files and returns the training run plan",
-            memory_size=256,
-            timeout=cdk.Duration.seconds(60),
-            environment={
-                "PERSONALIZE_ROLE_ARN": role.role_arn,
-                "TRAINING_STATE_PREFIX": TRAINING_STATE_PREFIX,
-            },
-        )
-        for prefix in (TRAIN_PREFIX, BATCH_PREFIX, TRAINING_STATE_PREFIX):
-            bucket.grant_read(validator, f"{prefix}*")
-        assert validator.role is not None
-        acknowledge(
-            validator.role,
-            "IAM5",
-            "The validator reads the config, the first line of each CSV and the query files: keys under "
-            "train/ and batch/ chosen by the uploader; and the dataset group's last successful run record "
-            "under the training state prefix (grant_read adds s3:GetObject*/GetBucket*/List*).",
-            findings=[
-                *(
-                    objects_finding(bucket, f"{prefix}*")
-                    for prefix in (TRAIN_PREFIX, BATCH_PREFIX, TRAINING_STATE_PREFIX)
-                ),
-                "Action::s3:GetBucket*",
-                "Action::s3:GetObject*",
-                "Action::s3:List*",
-            ],
-        )
-
+        validator = self._config_validator(bucket, role)
         run_queue = python_function(
             self,
             "RunQueue",
@@ -188,11 +157,6 @@ class PersonalizeTrainingPipeline(Construct):
             description="Tells a training run whether an earlier run of its dataset group is still running",
             memory_size=256,
             timeout=cdk.Duration.seconds(60),
-        )
-        acknowledge(
-            run_queue,
-            "L1",
-            "The runtime is pinned project-wide in workflow_kit.LAMBDA_RUNTIME (python3.13, boto3 included).",
         )
         schedules = TrainingSchedules(self, "Schedules")
         self.schedule_group_name: str = schedules.group_name
@@ -253,6 +217,41 @@ class PersonalizeTrainingPipeline(Construct):
         self.config_rule: events.IRule = trigger.rule
         self.dispatch_state_machine: sfn.IStateMachine = trigger.state_machine
         return machine
+
+    def _config_validator(self, bucket: s3.Bucket, role: iam.Role) -> lambda_.Function:
+        """The validator Lambda: reads the config, CSV headers, query files and the last run's record."""
+        validator = python_function(
+            self,
+            "ConfigValidator",
+            component="training/validate_config",
+            description="Validates a training config and its files and returns the training run plan",
+            memory_size=256,
+            timeout=cdk.Duration.seconds(60),
+            environment={
+                "PERSONALIZE_ROLE_ARN": role.role_arn,
+                "TRAINING_STATE_PREFIX": TRAINING_STATE_PREFIX,
+            },
+        )
+        for prefix in (TRAIN_PREFIX, BATCH_PREFIX, TRAINING_STATE_PREFIX):
+            bucket.grant_read(validator, f"{prefix}*")
+        assert validator.role is not None
+        acknowledge(
+            validator.role,
+            "IAM5",
+            "The validator reads the config, the first line of each CSV and the query files: keys under "
+            "train/ and batch/ chosen by the uploader; and the dataset group's last successful run record "
+            "under the training state prefix (grant_read adds s3:GetObject*/GetBucket*/List*).",
+            findings=[
+                *(
+                    objects_finding(bucket, f"{prefix}*")
+                    for prefix in (TRAIN_PREFIX, BATCH_PREFIX, TRAINING_STATE_PREFIX)
+                ),
+                "Action::s3:GetBucket*",
+                "Action::s3:GetObject*",
+                "Action::s3:List*",
+            ],
+        )
+        return validator
 
     def _grant_run_queue(
         self, stack: cdk.Stack, machine: sfn.StateMachine, run_queue: lambda_.Function
