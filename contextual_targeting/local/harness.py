@@ -372,31 +372,41 @@ def render_tokens(
     (`"Topic"` for `TopicBFC7AF6E`), with `.Attr` for an attribute, or a pseudo parameter (`"AWS::Region"`).
     `known_ids` (the template's resources and parameters) turns a `Ref` to anything else into an error.
     """
-    subs = dict(substitutions or {})
-    known = set(known_ids) if known_ids is not None else None
+    return _TokenRenderer(substitutions, known_ids).walk(value)
 
+
+class _TokenRenderer:
+    """`render_tokens`' walk over a resolved definition, one intrinsic function at a time."""
+
+    def __init__(self, substitutions: Mapping[str, Any] | None, known_ids: Iterable[str] | None) -> None:
+        self.subs = dict(substitutions or {})
+        self.known = set(known_ids) if known_ids is not None else None
+
+    @staticmethod
     def names_id(key: str, logical_id: str) -> bool:
         # A key names a resource by its full logical id or by the id without CDK's 8-hex-digit hash suffix.
         return logical_id == key or (
             logical_id.startswith(key) and _CDK_HASH.fullmatch(logical_id[len(key) :]) is not None
         )
 
-    def lookup(logical_id: str, attr: str | None = None) -> tuple[bool, Any]:
+    def lookup(self, logical_id: str, attr: str | None = None) -> tuple[bool, Any]:
         wanted = logical_id if attr is None else f"{logical_id}.{attr}"
-        if wanted in subs:
-            return True, subs[wanted]
+        if wanted in self.subs:
+            return True, self.subs[wanted]
         keys = [
             k
-            for k in subs
-            if (attr is None and "." not in k and names_id(k, logical_id))
-            or (attr is not None and k.endswith(f".{attr}") and names_id(k[: -len(attr) - 1], logical_id))
+            for k in self.subs
+            if (attr is None and "." not in k and self.names_id(k, logical_id))
+            or (
+                attr is not None and k.endswith(f".{attr}") and self.names_id(k[: -len(attr) - 1], logical_id)
+            )
         ]
         if len(keys) > 1:
             raise InvalidDefinitionError(f"substitution keys {keys} all name {wanted!r}")
-        return (True, subs[keys[0]]) if keys else (False, None)
+        return (True, self.subs[keys[0]]) if keys else (False, None)
 
-    def ref(name: str) -> Any:
-        found, val = lookup(name)
+    def ref(self, name: str) -> Any:
+        found, val = self.lookup(name)
         if found:
             return val
         pseudo = {
@@ -409,69 +419,67 @@ def render_tokens(
         }
         if name in pseudo:
             return pseudo[name]
-        if known is not None and name not in known and not name.startswith("AWS::"):
+        if self.known is not None and name not in self.known and not name.startswith("AWS::"):
             raise InvalidDefinitionError(f"Ref to {name!r}, which the template does not define")
         return f"arn:aws:fake:::{name}"
 
-    def get_att(logical: str, attr: str) -> Any:
-        found, val = lookup(logical, attr)
+    def get_att(self, logical: str, attr: str) -> Any:
+        found, val = self.lookup(logical, attr)
         if found:
             return val
         if attr == "Arn":
-            found, val = lookup(logical)
+            found, val = self.lookup(logical)
             if found:
                 return val
             return f"arn:aws:fake:::{logical}"
         return f"arn:aws:fake:::{logical}.{attr}"
 
-    def sub(text: str, variables: Mapping[str, Any]) -> str:
+    def sub(self, text: str, variables: Mapping[str, Any]) -> str:
         def repl(m: re.Match[str]) -> str:
             name = m.group(1)
             if name.startswith("!"):
                 return "${" + name[1:] + "}"
             if name in variables:
-                return str(walk(variables[name]))
+                return str(self.walk(variables[name]))
             if "." in name and not name.startswith("AWS::"):
-                return str(get_att(*name.split(".", 1)))
-            return str(ref(name))
+                return str(self.get_att(*name.split(".", 1)))
+            return str(self.ref(name))
 
         return re.sub(r"\$\{([^}]+)\}", repl, text)
 
-    def walk(node: Any) -> Any:
+    def walk(self, node: Any) -> Any:
         if isinstance(node, list):
-            return [walk(v) for v in node]
+            return [self.walk(v) for v in node]
         if not isinstance(node, dict):
             return node
         if len(node) == 1:
             ((key, arg),) = node.items()
             if key == "Ref":
-                return ref(arg)
+                return self.ref(arg)
             if key == "Fn::GetAtt":
                 logical, attr = arg.split(".", 1) if isinstance(arg, str) else arg
-                return get_att(logical, attr)
+                return self.get_att(logical, attr)
             if key == "Fn::Join":
                 sep, parts = arg
-                return sep.join(str(walk(p)) for p in walk_list(parts))
+                return sep.join(str(self.walk(p)) for p in self.walk_list(parts))
             if key == "Fn::Sub":
                 text, variables = (arg, {}) if isinstance(arg, str) else arg
-                return sub(text, variables)
+                return self.sub(text, variables)
             if key == "Fn::Select":
                 idx, items = arg
-                return walk_list(items)[int(walk(idx))]
+                return self.walk_list(items)[int(self.walk(idx))]
             if key == "Fn::Split":
                 sep, text = arg
-                return str(walk(text)).split(sep)
+                return str(self.walk(text)).split(sep)
             if key.startswith("Fn::"):
                 raise InvalidDefinitionError(f"intrinsic {key} is not supported by the harness: {node}")
-        return {k: walk(v) for k, v in node.items()}
+        return {k: self.walk(v) for k, v in node.items()}
 
-    def walk_list(parts: Any) -> list[Any]:
-        rendered = walk(parts)
+    def walk_list(self, parts: Any) -> list[Any]:
+        rendered = self.walk(parts)
         if not isinstance(rendered, list):
             raise InvalidDefinitionError(f"expected a list, got {rendered!r}")
         return rendered
-
-    return walk(value)
 
 
 # ---------------------------------------------------------------------------------------------------------
