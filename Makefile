@@ -41,6 +41,11 @@ lint: setup
 
 typecheck: setup
 	mypy
+	# Every Lambda folder on its own (each has a handler.py), with the shared layer on the path as in Lambda.
+	for folder in $$(find lambda -name handler.py -not -path '*/__pycache__/*' -printf '%h\n' | sort); do \
+	  MYPYPATH=lambda/shared/python mypy --strict --no-namespace-packages "$$folder" || exit 1; \
+	done
+	MYPYPATH=lambda/shared/python mypy --strict lambda/shared/python
 
 unit: setup
 	pytest

@@ -86,7 +86,7 @@ def phase_gunzip(folder: Path) -> dict[str, float]:
     lines = 0
     for part in export_files(folder):
         with gzip.open(part, "rb") as unzipped:
-            for _ in io.BufferedReader(unzipped, buffer_size=1 << 20):  # type: ignore[arg-type]
+            for _ in io.BufferedReader(unzipped, buffer_size=1 << 20):
                 lines += 1
     return {"endpoints": lines}
 
@@ -96,7 +96,7 @@ def phase_parse(folder: Path) -> dict[str, float]:
     lines = 0
     for part in export_files(folder):
         with gzip.open(part, "rb") as unzipped:
-            for line in io.BufferedReader(unzipped, buffer_size=1 << 20):  # type: ignore[arg-type]
+            for line in io.BufferedReader(unzipped, buffer_size=1 << 20):
                 json.loads(line)
                 lines += 1
     with (folder / "segment.csv").open(encoding="utf-8") as segment:

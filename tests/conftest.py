@@ -58,7 +58,7 @@ def _whole_suite(config: pytest.Config) -> bool:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """The whole suite fails when a state of a synthesized workflow was never executed."""
-    from tests.sfn_local.harness import uncovered_states
+    from contextual_targeting.local.harness import uncovered_states
 
     if exitstatus == 0 and _whole_suite(session.config) and uncovered_states():
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
@@ -66,7 +66,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """List workflow states that no local execution entered: failure branches still to be proven."""
-    from tests.sfn_local.harness import uncovered_states
+    from contextual_targeting.local.harness import uncovered_states
 
     report = uncovered_states()
     if report:

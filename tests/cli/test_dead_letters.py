@@ -93,7 +93,7 @@ class Pipeline:
 
     def queued(self, url: str) -> list[dict[str, Any]]:
         """Every message now in a queue (bodies parsed), left in it."""
-        found = {}
+        found: dict[str, Any] = {}
         while True:
             messages = self.sqs.receive_message(
                 QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0

@@ -179,12 +179,15 @@ def test_a_running_run_is_followed_until_its_segments_are_ready(
     # GIVEN a run still training; AWS moves on while the command sleeps
     sfn = FakeStepFunctions(training_run("RUNNING"))
     clock.now_value = T0 + timedelta(seconds=1500)
-    progress = iter(
-        [
-            lambda: (sfn.add(training_run()), sfn.add(postprocessing_run("RUNNING"))),
-            lambda: sfn.add(postprocessing_run()),
-        ]
-    )
+
+    def training_ends() -> None:
+        sfn.add(training_run())
+        sfn.add(postprocessing_run("RUNNING"))
+
+    def postprocessing_ends() -> None:
+        sfn.add(postprocessing_run())
+
+    progress = iter([training_ends, postprocessing_ends])
     clock.on_sleep.append(lambda: next(progress, lambda: None)())
     use_clients(monkeypatch, stepfunctions=sfn)
 

@@ -28,7 +28,7 @@ TRAINING_PAGE = "training-workflow.md"
 @pytest.fixture(scope="module")
 def templates(template: Template, full_template: Template) -> dict[str, dict[str, Any]]:
     """Both stack configurations, as `make diagrams` synthesizes them."""
-    return {"default": template.to_json(), "with Pinpoint": full_template.to_json()}
+    return {"default": dict(template.to_json()), "with Pinpoint": dict(full_template.to_json())}
 
 
 def _renamed(template: dict[str, Any], old: str, new: str) -> dict[str, Any]:

@@ -38,7 +38,7 @@ QUERIES = ["Action", "Comedy", "Drama", "Horror", "Sci-Fi"]
 @pytest.fixture(scope="module")
 def synthesized(stack: ContextualTargetingStack, template: Template) -> SynthesizedStack:
     """The session's default stack, as the command would synthesize it."""
-    return SynthesizedStack(template=template.to_json(), code=asset_sources(stack))
+    return SynthesizedStack(template=dict(template.to_json()), code=asset_sources(stack))
 
 
 @pytest.fixture

@@ -45,7 +45,7 @@ def _machine_arn(logical_id: str) -> str:
     return f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{logical_id}"
 
 
-def status_change(machine: str, status: str, error: str | None = None) -> dict[str, Any]:
+def status_change(machine: str, status: str, error: str | None = None) -> Any:
     """An `aws.states` Execution Status Change event as EventBridge delivers it."""
     arn = _machine_arn(machine)
     execution = f"arn:aws:states:{REGION}:{ACCOUNT}:execution:{machine}:run-1"

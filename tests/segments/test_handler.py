@@ -8,6 +8,7 @@ from typing import Any
 
 import boto3
 import pytest
+import s3_streams
 from moto import mock_aws
 
 from tests.segments.support import (
@@ -270,7 +271,7 @@ def test_a_failed_line_leaves_no_file_and_no_open_upload(s3: Any) -> None:
 
 def test_object_appears_only_when_complete(s3: Any) -> None:
     # GIVEN a writer that has already sent two parts
-    writer = segment_store.ObjectWriter(s3, BUCKET, content_type="text/csv", part_size=5 << 20)
+    writer = s3_streams.ObjectWriter(s3, BUCKET, content_type="text/csv", part_size=5 << 20)
     writer.key = "segments/x/y/z.csv"
     writer.write(b"a" * (5 << 20))
     writer.write(b"b" * (5 << 20))

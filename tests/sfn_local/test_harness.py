@@ -17,6 +17,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from aws_cdk.assertions import Capture, Template
 
+from contextual_targeting.local.harness import NODE, REPO_ROOT, RUNNER
 from tests.helpers import CDK_CONTEXT
 from tests.sfn_local import (
     PAYLOAD_LIMIT_BYTES,
@@ -34,7 +35,6 @@ from tests.sfn_local import (
     run_workflow,
     script,
 )
-from tests.sfn_local.harness import NODE, REPO_ROOT, RUNNER
 
 pytestmark = pytest.mark.slow
 

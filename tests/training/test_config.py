@@ -41,7 +41,7 @@ def _target(bucket: str = BUCKET) -> Any:
     )
 
 
-def _edit(change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+def _edit(change: Callable[[dict[str, Any]], object]) -> dict[str, Any]:
     config = copy.deepcopy(DEMO_CONFIG)
     change(config)
     return config

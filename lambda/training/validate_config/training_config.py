@@ -561,7 +561,7 @@ def read_first_line(s3: S3Reader, bucket: str, key: str) -> str:
         if _error_code(err) == "InvalidRange":
             raise EmptyObjectError(key) from err
         raise
-    head = response["Body"].read(CSV_HEADER_BYTES)
+    head: bytes = response["Body"].read(CSV_HEADER_BYTES)
     if not head:
         raise EmptyObjectError(key)
     # Lines end at "\n" only: str.splitlines would also split at U+2028 and other separators.

@@ -38,7 +38,9 @@ COLUMNS = upload_file.ContactColumns()
 
 def validate(operation: str, params: dict[str, Any]) -> None:
     """Fail when `params` do not fit the operation's input shape in botocore's customer-profiles model."""
-    report = ParamValidator().validate(params, PROFILES_MODEL.operation_model(operation).input_shape)
+    shape = PROFILES_MODEL.operation_model(operation).input_shape
+    assert shape is not None
+    report = ParamValidator().validate(params, shape)
     assert not report.has_errors(), report.generate_report()
 
 

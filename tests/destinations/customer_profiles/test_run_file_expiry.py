@@ -55,12 +55,8 @@ def test_run_files_expire_and_the_member_list_does_not(definition: dict[str, Any
     # GIVEN the upload-file Lambda as deployed, tagging what it writes for one run
     seen: dict[str, list[dict[str, str]]] = {}
     # WHEN a segment goes through the workflow
-    execution = run(
-        definition,
-        s3_client,
-        Outbox(CUSTOMER_PROFILES_SEGMENT_STATE_CHANGE),
-        **{"Write the upload file": tagged_upload_file(s3_client, seen)},
-    )
+    handlers: dict[str, Any] = {"Write the upload file": tagged_upload_file(s3_client, seen)}
+    execution = run(definition, s3_client, Outbox(CUSTOMER_PROFILES_SEGMENT_STATE_CHANGE), **handlers)
     # THEN both run files carried the expiry tag, and the member list copied from one of them does not
     assert execution.status == "SUCCEEDED", execution.summary()
     assert seen == {"UploadKey": [TAG], "PendingKey": [TAG]}

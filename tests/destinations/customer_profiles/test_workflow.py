@@ -24,6 +24,14 @@ from contextual_targeting.destinations.customer_profiles.importer import (
     DEFAULT_SLOT_TIMEOUT,
 )
 from contextual_targeting.destinations.customer_profiles.workflow import upload_schedule
+from contextual_targeting.local.harness import (
+    AwsError,
+    Execution,
+    TaskCall,
+    definition_from_template,
+    run_workflow,
+    script,
+)
 from tests.destinations.customer_profiles.test_importer import probe
 from tests.destinations.customer_profiles.test_lambdas import (
     COLUMNS,
@@ -32,14 +40,6 @@ from tests.destinations.customer_profiles.test_lambdas import (
     upload_file_handler,
 )
 from tests.sfn_local import Outbox
-from tests.sfn_local.harness import (
-    AwsError,
-    Execution,
-    TaskCall,
-    definition_from_template,
-    run_workflow,
-    script,
-)
 
 pytestmark = pytest.mark.slow
 
@@ -133,7 +133,7 @@ NOT_FOUND = AwsError("CustomerProfiles.ResourceNotFoundException", "Segment defi
 
 
 def run(
-    definition: dict[str, Any], client: Any, outbox: Outbox, *, run_id: str = "run-1", **handlers: Any
+    definition: dict[str, Any], client: Any, outbox: Outbox, run_id: str = "run-1", /, **handlers: Any
 ) -> Execution:
     """Run the workflow on the sample `Segment Ready` event with default answers, overridable per call."""
     scripted: dict[str, Any] = {
@@ -244,7 +244,7 @@ def test_second_run_reuses_the_definition_and_sets_dropped_members_false(
         definition,
         s3_client,
         outbox,
-        run_id="run-2",
+        "run-2",
         **{
             "aws-sdk:customerprofiles:getSegmentDefinition": {
                 "SegmentDefinitionName": "bingewatch-genres-action",

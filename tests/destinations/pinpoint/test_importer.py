@@ -18,6 +18,7 @@ from contextual_targeting.destinations.pinpoint.importer import (
     PinpointSegmentImporter,
     PinpointSegmentImporterProps,
 )
+from contextual_targeting.local.harness import definition_from_template
 from contextual_targeting.stack import ContextualTargetingSettings, ContextualTargetingStack
 from tests.destinations.support import (
     assert_subscribes_to_segment_ready,
@@ -25,7 +26,6 @@ from tests.destinations.support import (
     statement_actions,
 )
 from tests.helpers import TEST_ENV, build_stack
-from tests.sfn_local.harness import definition_from_template
 
 
 def test_switch_off_leaves_pinpoint_out(template: Template) -> None:

@@ -21,9 +21,7 @@ from moto import mock_aws
 
 from contextual_targeting.common.workflow_kit import backoff_schedule
 from contextual_targeting.contracts.events import PINPOINT_IMPORT_STATE_CHANGE
-from tests.destinations.pinpoint.test_lambdas import EVENTS, REPO, inspect_handler, join_handler
-from tests.sfn_local import Outbox
-from tests.sfn_local.harness import (
+from contextual_targeting.local.harness import (
     AwsError,
     Execution,
     TaskCall,
@@ -31,6 +29,9 @@ from tests.sfn_local.harness import (
     run_workflow,
     script,
 )
+from tests.destinations.pinpoint.test_lambdas import EVENTS, inspect_handler, join_handler
+from tests.helpers import REPO
+from tests.sfn_local import Outbox
 
 pytestmark = pytest.mark.slow
 
@@ -90,7 +91,7 @@ def export_status(*statuses: str) -> Callable[[TaskCall], Any]:
     def get(call: TaskCall) -> Any:
         status = statuses[min(len(seen), len(statuses) - 1)]
         seen.append(status)
-        job = {"Id": "exp-1", "JobStatus": status, "ApplicationId": "app-1", "Type": "EXPORT"}
+        job: dict[str, Any] = {"Id": "exp-1", "JobStatus": status, "ApplicationId": "app-1", "Type": "EXPORT"}
         if status == "FAILED":
             job["Failures"] = ["Access denied to s3://import-bucket/exports/"]
         return {"ExportJobResponse": job}
