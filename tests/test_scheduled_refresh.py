@@ -28,6 +28,7 @@ from contextual_targeting.contracts.events import (
     TRAINING_RUN_STATE_CHANGE,
 )
 from contextual_targeting.contracts.layout import EXPIRY_TAG_KEY, EXPIRY_TAG_VALUE
+from contextual_targeting.local import Execution, Outbox, TaskCall, definition_from_template, run_workflow
 from tests.destinations.customer_profiles.test_run_file_expiry import tagged_upload_file
 from tests.destinations.customer_profiles.test_workflow import (
     DEFINITION_ARN,
@@ -38,7 +39,6 @@ from tests.destinations.customer_profiles.test_workflow import (
     s3_handlers,
 )
 from tests.segments.support import handler_module as split_handler
-from tests.sfn_local import Execution, Outbox, TaskCall, definition_from_template, run_workflow
 from tests.training.fakes import CONFIG_KEY, START, FakeAws, demo_files, scheduled_input, upload_input
 
 pytestmark = pytest.mark.slow

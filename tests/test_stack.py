@@ -9,9 +9,9 @@ import pytest
 from aws_cdk.assertions import Capture, Match, Template
 
 from contextual_targeting.common.notifications import validate_email
+from contextual_targeting.local import definition_from_template
 from contextual_targeting.stack import ContextualTargetingSettings
 from tests.helpers import build_stack
-from tests.sfn_local import definition_from_template
 
 ACCOUNT = "123456789012"
 PERSONALIZE_SOURCE_ARN = "arn:aws:personalize:eu-central-1:123456789012:*"

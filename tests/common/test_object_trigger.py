@@ -1,5 +1,5 @@
 """OncePerObjectVersion: rule, dispatcher IAM and cdk-nag in a bare stack, and the dispatcher executed locally
-(tests/sfn_local) against a Step Functions that answers StartExecution as its API reference documents."""
+(local harness) against a Step Functions that answers StartExecution as its API reference documents."""
 
 from __future__ import annotations
 
@@ -24,8 +24,7 @@ from contextual_targeting.common.object_trigger import (
     build_dispatch_workflow,
 )
 from contextual_targeting.common.storage import access_log_bucket, secure_bucket
-from tests.helpers import CDK_CONTEXT, EVENTS_ROOT, TEST_ENV
-from tests.sfn_local import (
+from contextual_targeting.local import (
     AwsError,
     Execution,
     TaskCall,
@@ -34,6 +33,7 @@ from tests.sfn_local import (
     run_workflow,
     script,
 )
+from tests.helpers import CDK_CONTEXT, EVENTS_ROOT, TEST_ENV
 
 EVENTS = EVENTS_ROOT
 TARGET_ARN = "arn:aws:states:eu-central-1:123456789012:stateMachine:Target"

@@ -16,12 +16,12 @@ from aws_cdk.assertions import Template
 from moto.events.models import EventPattern
 
 from contextual_targeting.contracts.events import WORKFLOW_FAILED
+from contextual_targeting.local import Outbox, definition_from_template, run_workflow
 from contextual_targeting.operations.failures import (
     EXECUTION_STATUS_CHANGE,
     REPORT_ERROR_PREFIXES,
     UNCATCHABLE_ERRORS,
 )
-from tests.sfn_local import Outbox, definition_from_template, run_workflow
 
 REGION = "eu-central-1"
 ACCOUNT = "123456789012"

@@ -12,8 +12,8 @@ import run_log
 from aws_cdk.assertions import Template
 
 from contextual_targeting.common.workflow_kit import METRICS_NAMESPACE
+from contextual_targeting.local import definition_from_template
 from tests.helpers import EVENTS_ROOT, LAMBDA_ROOT
-from tests.sfn_local import definition_from_template
 from tests.test_stack import _states
 
 HANDLERS = sorted(LAMBDA_ROOT.glob("**/handler.py"))

@@ -21,6 +21,14 @@ from contextual_targeting.contracts.events import (
     SEGMENT_POSTPROCESSING_STATE_CHANGE,
     SEGMENT_READY,
 )
+from contextual_targeting.local import (
+    PAYLOAD_LIMIT_BYTES,
+    AwsError,
+    Execution,
+    TaskCall,
+    run_workflow,
+    script,
+)
 from contextual_targeting.segments.postprocessor import SegmentPostprocessor, SegmentPostprocessorProps
 from tests.helpers import CDK_CONTEXT, TEST_ENV
 from tests.segments.support import (
@@ -34,7 +42,6 @@ from tests.segments.support import (
     read_csv,
     user_ids,
 )
-from tests.sfn_local import PAYLOAD_LIMIT_BYTES, AwsError, Execution, TaskCall, run_workflow, script
 
 pytestmark = pytest.mark.slow
 
@@ -48,7 +55,7 @@ DESCRIBE = "aws-sdk:personalize:describeBatchSegmentJob"
 @pytest.fixture(scope="module")
 def definition() -> dict[str, Any]:
     """The deployed definition of the construct's state machine, from a synthesized bare stack."""
-    from tests.sfn_local import definition_from_template
+    from contextual_targeting.local import definition_from_template
 
     app = cdk.App(context=CDK_CONTEXT)
     stack = cdk.Stack(app, "Test", env=TEST_ENV)

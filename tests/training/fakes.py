@@ -16,8 +16,8 @@ from types import ModuleType
 from typing import Any
 
 from contextual_targeting.contracts.layout import TRAINING_STATE_PREFIX
+from contextual_targeting.local import AwsError, TaskCall
 from tests.helpers import REPO, load_lambda
-from tests.sfn_local import AwsError, TaskCall
 
 DEMO = REPO / "data" / "personalize"
 VALIDATOR_DIR = REPO / "lambda" / "training" / "validate_config"

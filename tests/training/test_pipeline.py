@@ -15,6 +15,7 @@ from aws_cdk.assertions import Match, Template
 from cdk_nag import AwsSolutionsChecks
 
 from contextual_targeting.common.storage import access_log_bucket
+from contextual_targeting.local import definition_from_template
 from contextual_targeting.training.create_and_wait import LONG, QUICK, TRAINING
 from contextual_targeting.training.pipeline import (
     CONFIG_KEY_PATTERN,
@@ -22,7 +23,6 @@ from contextual_targeting.training.pipeline import (
     PersonalizeTrainingPipelineProps,
 )
 from tests.helpers import CDK_CONTEXT, TEST_ENV
-from tests.sfn_local import definition_from_template
 
 SDK_PREFIX = "arn:aws:states:::aws-sdk:"
 

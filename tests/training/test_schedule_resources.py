@@ -16,12 +16,12 @@ from aws_cdk.assertions import Match, Template
 
 from contextual_targeting.common.storage import access_log_bucket
 from contextual_targeting.contracts.layout import EXPIRY_TAG_KEY, EXPIRY_TAG_VALUE
+from contextual_targeting.local import definition_from_template
 from contextual_targeting.training.pipeline import (
     PersonalizeTrainingPipeline,
     PersonalizeTrainingPipelineProps,
 )
 from tests.helpers import CDK_CONTEXT, TEST_ENV
-from tests.sfn_local import definition_from_template
 
 SDK_PREFIX = "arn:aws:states:::aws-sdk:"
 

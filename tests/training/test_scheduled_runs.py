@@ -1,4 +1,4 @@
-"""Scheduled retraining, executed locally (tests/sfn_local) against the training fakes: the schedule a config
+"""Scheduled retraining, executed locally (local harness) against the training fakes: the schedule a config
 asks for is created, updated, left alone or deleted; a scheduled run skips data the last successful run
 trained on and retrains on new data; a run waits for an earlier run of its dataset group, or gives up."""
 
@@ -12,9 +12,9 @@ import pytest
 from aws_cdk.assertions import Template
 
 from contextual_targeting.contracts.events import TRAINING_RUN_STATE_CHANGE
+from contextual_targeting.local import Execution, definition_from_template, run_workflow
 from contextual_targeting.training.run_queue import DEFAULT_QUEUE_WAIT, queue_schedule
 from tests.helpers import build_stack
-from tests.sfn_local import Execution, definition_from_template, run_workflow
 from tests.training.fakes import (
     BUCKET,
     CONFIG_KEY,

@@ -1,4 +1,4 @@
-"""The training workflow, executed locally (tests/sfn_local) against scripted Personalize, S3, EventBridge and
+"""The training workflow, executed locally (local harness) against scripted Personalize, S3, EventBridge and
 SNS: the happy path, reuse, reruns, every failure branch, late and missing files. Duplicate deliveries end in
 the dispatcher before a run starts (tests/common/test_object_trigger.py)."""
 
@@ -17,10 +17,10 @@ from contextual_targeting.contracts.events import (
     TRAINING_RUN_STATE_CHANGE,
     personalize_state_change,
 )
+from contextual_targeting.local import PAYLOAD_LIMIT_BYTES, Execution, definition_from_template, run_workflow
 from contextual_targeting.training.create_and_wait import LONG, QUICK, TRAINING, PollSchedule
 from contextual_targeting.training.workflow import FILE_CHECK_INTERVAL, FILE_CHECKS
 from tests.helpers import build_stack
-from tests.sfn_local import PAYLOAD_LIMIT_BYTES, Execution, definition_from_template, run_workflow
 from tests.training.fakes import (
     CONFIG_KEY,
     NO_FAILURE_REASON,
@@ -400,7 +400,7 @@ def test_rejected_create_request_fails_naming_the_step(definition: dict[str, Any
     handlers = fake.handlers()
 
     def refuse(call: Any) -> Any:
-        from tests.sfn_local import AwsError
+        from contextual_targeting.local import AwsError
 
         raise AwsError("Personalize.InvalidInputException", "Recipe not available in this region")
 

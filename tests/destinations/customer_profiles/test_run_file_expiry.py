@@ -10,6 +10,7 @@ import pytest
 
 from contextual_targeting.contracts.events import CUSTOMER_PROFILES_SEGMENT_STATE_CHANGE
 from contextual_targeting.contracts.layout import EXPIRY_TAG_KEY, EXPIRY_TAG_VALUE
+from contextual_targeting.local import Outbox, TaskCall
 from tests.destinations.customer_profiles.test_lambdas import COLUMNS, STATE_PREFIX, upload_file_handler
 from tests.destinations.customer_profiles.test_workflow import (
     FOLDER,
@@ -18,7 +19,6 @@ from tests.destinations.customer_profiles.test_workflow import (
     s3_client,
     template,
 )
-from tests.sfn_local import Outbox, TaskCall
 
 __all__ = ["definition", "s3_client", "template"]  # fixtures
 

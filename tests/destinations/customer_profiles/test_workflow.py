@@ -1,4 +1,4 @@
-"""The Customer Profiles upload workflow run locally (tests/sfn_local) against scripted answers and moto S3.
+"""The Customer Profiles upload workflow run locally (local harness) against scripted answers and moto S3.
 
 The upload-file state runs the real Lambda code against moto, so a run covers the definition and the join/diff
 together; Customer Profiles, the gate, the send Lambda, EventBridge and SNS are scripted. S3 SDK tasks (copy,
@@ -24,6 +24,7 @@ from contextual_targeting.destinations.customer_profiles.importer import (
     DEFAULT_SLOT_TIMEOUT,
 )
 from contextual_targeting.destinations.customer_profiles.workflow import upload_schedule
+from contextual_targeting.local import Outbox
 from contextual_targeting.local.harness import (
     AwsError,
     Execution,
@@ -39,7 +40,6 @@ from tests.destinations.customer_profiles.test_lambdas import (
     STATE_PREFIX,
     upload_file_handler,
 )
-from tests.sfn_local import Outbox
 
 pytestmark = pytest.mark.slow
 

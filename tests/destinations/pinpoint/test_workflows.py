@@ -1,4 +1,4 @@
-"""The Pinpoint workflows executed locally (tests/sfn_local) against scripted Pinpoint answers and moto S3.
+"""The Pinpoint workflows executed locally (local harness) against scripted Pinpoint answers and moto S3.
 
 The Lambda states run the real handlers (loaded by tests/destinations/pinpoint/test_lambdas.py) against moto,
 so a run covers the definition, the join and the inspector together; only Pinpoint, EventBridge and SNS are
@@ -21,6 +21,7 @@ from moto import mock_aws
 
 from contextual_targeting.common.workflow_kit import backoff_schedule
 from contextual_targeting.contracts.events import PINPOINT_IMPORT_STATE_CHANGE
+from contextual_targeting.local import Outbox
 from contextual_targeting.local.harness import (
     AwsError,
     Execution,
@@ -31,7 +32,6 @@ from contextual_targeting.local.harness import (
 )
 from tests.destinations.pinpoint.test_lambdas import EVENTS, inspect_handler, join_handler
 from tests.helpers import REPO
-from tests.sfn_local import Outbox
 
 pytestmark = pytest.mark.slow
 

@@ -17,9 +17,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from aws_cdk.assertions import Capture, Template
 
-from contextual_targeting.local.harness import NODE, REPO_ROOT, RUNNER
-from tests.helpers import CDK_CONTEXT
-from tests.sfn_local import (
+from contextual_targeting.local import (
     PAYLOAD_LIMIT_BYTES,
     AwsError,
     InvalidDefinitionError,
@@ -35,6 +33,8 @@ from tests.sfn_local import (
     run_workflow,
     script,
 )
+from contextual_targeting.local.harness import NODE, REPO_ROOT, RUNNER
+from tests.helpers import CDK_CONTEXT
 
 pytestmark = pytest.mark.slow
 
