@@ -26,8 +26,8 @@ MAKE = re.compile(r"(?:^|[;&|(])[ \t]*make ([a-z][\w-]*)(?!=)", re.MULTILINE)
 COMMAND = re.compile(r"(?:^|[;&|(])[ \t]*contextual-targeting ([a-z][\w-]*)", re.MULTILINE)
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 HEADING = re.compile(r"^#{1,6} +(.+?) *#*$", re.MULTILINE)
-# A stack output is named in code as `output <Name>` / `OutputKey=='<Name>'`, in prose as a backticked name in a
-# sentence that says "output(s)", or in the first column of a table headed "Output".
+# A stack output is named in code as `output <Name>` / `OutputKey=='<Name>'`, in prose as a backticked name
+# in a sentence that says "output(s)", or in the first column of a table headed "Output".
 OUTPUT_IN_CODE = re.compile(r"(?:\boutput |OutputKey==')([A-Z]\w+)")
 OUTPUT_WORD = re.compile(r"\boutputs?\b")
 OUTPUT_LIKE = re.compile(r"^[A-Z][a-z]+(?:[A-Z][a-z0-9]*)*(?:Arn|Name|Id|Url)$")
@@ -100,7 +100,7 @@ def test_every_make_target_exists(path: Path) -> None:
 @pytest.mark.parametrize("path", DOCS, ids=_name)
 def test_every_cli_command_exists(path: Path) -> None:
     named = set(COMMAND.findall(_code(_text(path))))
-    assert named - _cli_commands() == set(), f"{_name(path)} names contextual-targeting commands that do not exist"
+    assert named - _cli_commands() == set(), f"{_name(path)} names contextual-targeting commands that lack"
 
 
 def test_the_readme_shows_the_user_commands() -> None:
@@ -126,9 +126,8 @@ def test_every_relative_link_resolves(path: Path) -> None:
             continue  # https:, mailto:
         file_part, _, anchor = target.partition("#")
         linked = (path.parent / file_part).resolve() if file_part else path
-        if not linked.exists():
-            broken.append(target)
-        elif anchor and linked.suffix == ".md" and anchor not in _anchors(linked):
+        missing_anchor = bool(anchor) and linked.suffix == ".md" and anchor not in _anchors(linked)
+        if not linked.exists() or missing_anchor:
             broken.append(target)
     assert broken == [], f"{_name(path)}: links to missing files or headings"
 
