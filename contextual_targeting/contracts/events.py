@@ -1,7 +1,8 @@
 """The pipeline's public event contract: one source, one detail-type per kind of state change.
 
 Every event goes onto the pipeline's custom bus with `source` = EVENT_SOURCE. Destinations
-subscribe to SEGMENT_READY; its detail is documented in the README ("Events").
+subscribe to SEGMENT_READY; its detail is documented field by field in docs/segments.md
+("The `Segment Ready` event"), the other events in docs/training.md ("What a run emits").
 """
 
 EVENT_SOURCE = "contextual-targeting"
@@ -15,7 +16,7 @@ TRAINING_RUN_STATE_CHANGE = "Training Workflow State Change"
 
 # Post-processing: one per non-empty segment, detail
 # {SegmentName, Query, SegmentUri, UserCount, JobArn, JobName, DatasetGroupName, ManifestUri}.
-# SegmentName is a function of (dataset group, query) alone: the same in every run (README "Segments").
+# SegmentName is a function of (dataset group, query) alone: the same in every run (docs/segments.md).
 # UserCount counts distinct users: the segment file holds each user once, at its best rank.
 SEGMENT_READY = "Segment Ready"
 # Post-processing problems (failed query line, empty segment, failed run).

@@ -6,11 +6,11 @@ job 20 min), so the workflows poll as they would on AWS, on the virtual clock. W
 on the data, the stand-in checks too: an import job fails on rows that do not fit the dataset's schema, and a
 solution version fails below Item-Attribute-Affinity's minimums (`contextual_targeting.cli.validation`).
 
-Scoring rule of the batch segment job (documented in the README): for a query `ITEMS.<field> = "<value>"`
-(several joined with `AND`), an item matches when every named Items column holds the value (categorical
-values are split on `|`; compared case-insensitively). A user's score is the sum, over the user's
-interactions with matching items, of `0.5 ** (age / HALF_LIFE_DAYS)`, where `age` is the time from the
-interaction to the newest interaction of the dataset: every matching interaction counts, recent ones more.
+Scoring rule of the batch segment job (the README's "Try it locally" points here): for a query
+`ITEMS.<field> = "<value>"` (several joined with `AND`), an item matches when every named Items column holds
+the value (categorical values are split on `|`; compared case-insensitively). A user's score is the sum, over
+the user's interactions with matching items, of `0.5 ** (age / HALF_LIFE_DAYS)`, where `age` is the time from
+the interaction to the newest interaction of the dataset: every matching interaction counts, recent ones more.
 The top `numResults` users with a score above zero are the segment, best first, ties by user id.
 """
 

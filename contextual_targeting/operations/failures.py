@@ -103,7 +103,7 @@ def failure_email(workflow: str) -> events.RuleTargetInput:
                 f"https://{region}.console.aws.amazon.com/states/home?region={region}"
                 f"#/v2/executions/details/{execution_arn}"
             ),
-            "Next": "README, 'Operate it': rerun the execution once the cause is fixed",
+            "Next": "docs/operations.md: rerun the execution once the cause is fixed",
         }
     )
 

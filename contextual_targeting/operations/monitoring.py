@@ -158,7 +158,7 @@ class PipelineMonitoring(Construct):
             cloudwatch.TextWidget(
                 markdown=(
                     "# contextual-targeting\nRuns per workflow, the Lambdas, undelivered events and the "
-                    "business figures. Alarms notify the run-summary topic (README, 'Operate it')."
+                    "business figures. Alarms notify the run-summary topic (docs/operations.md)."
                 ),
                 width=WIDTH,
                 height=2,

@@ -1,7 +1,7 @@
 """SegmentPostprocessor: a finished batch segment job becomes one segment file per query and events.
 
 Destination-neutral: the segment file under `segments/`, the job's manifest and the `Segment Ready`
-event are the contract every destination subscribes to (see the README, "Segments").
+event are the contract every destination subscribes to (docs/segments.md).
 """
 
 from __future__ import annotations
