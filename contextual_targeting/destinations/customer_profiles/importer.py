@@ -87,7 +87,7 @@ class CustomerProfilesSegmentImporterProps:
     be refreshed within this time."""
     domain_expiration_days: int = DEFAULT_DOMAIN_EXPIRATION_DAYS
     """`DefaultExpirationDays` of the domain this construct creates (1-1098; ignored with `domain_name`): it
-    applies to every profile in the domain, including those Amazon Connect creates once the domain is linked."""
+    applies to every profile in the domain, including those Amazon Connect creates once it is linked."""
     state_prefix: str = STATE_PREFIX
     """Key prefix in the data bucket for member files and upload files."""
     upload_timeout: cdk.Duration = DEFAULT_UPLOAD_TIMEOUT
@@ -285,6 +285,11 @@ class CustomerProfilesSegmentImporter(Construct):
                 conditions={"StringEquals": {"aws:SourceAccount": stack.account}},
             )
         )
+        # No DataStore or Matching: neither CreateSegmentDefinition's API reference nor the admin guide's
+        # segment pages (connect/latest/adminguide/segmentation-admin-website.html) name a domain setting
+        # that segments on a custom profile attribute need; AWS::CustomerProfiles::Domain DataStore reads
+        # "Property description not available", the API only "Set to true to enabled data store". Not settled
+        # by the docs: if CreateSegmentDefinition is refused on a live domain, enable DataStore here first.
         domain = customerprofiles.CfnDomain(
             self,
             "Domain",
