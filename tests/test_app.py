@@ -89,5 +89,5 @@ def test_customer_profiles_domain_expiration_comes_from_context() -> None:
     assert settings_from_context(cdk.App()).customer_profiles_domain_expiration_days == 366
     app = cdk.App(context={"customerProfilesDomainExpirationDays": "1098"})
     assert settings_from_context(app).customer_profiles_domain_expiration_days == 1098
-    with pytest.raises(ValueError, match="customer_profiles_domain_expiration_days must be 1..1098"):
+    with pytest.raises(ValueError, match=r"customer_profiles_domain_expiration_days must be 1\.\.1098"):
         settings_from_context(cdk.App(context={"customerProfilesDomainExpirationDays": "2000"}))
