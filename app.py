@@ -59,6 +59,7 @@ def settings_from_context(app: cdk.App) -> ContextualTargetingSettings:
         email=app.node.try_get_context("email") or None,
         destinations=_destinations(app),
         customer_profiles_domain_name=app.node.try_get_context("customerProfilesDomainName") or None,
+        customer_profiles_domain_expiration_days=_int(app, "customerProfilesDomainExpirationDays", 366),
         pinpoint_project_name=app.node.try_get_context("pinpointProjectName") or "personalize",
         pinpoint_application_id=app.node.try_get_context("pinpointApplicationId") or None,
         workflow_log_level=str(app.node.try_get_context("workflowLogLevel") or "ERROR").upper(),

@@ -20,6 +20,10 @@ class ContextualTargetingSettings:
     2026-10-30 (creating a project fails on today's accounts), so the default is Customer Profiles alone."""
     customer_profiles_domain_name: str | None = None
     """Upload into this existing Customer Profiles domain instead of creating one."""
+    customer_profiles_domain_expiration_days: int = 366
+    """Days profiles live in the Customer Profiles domain the stack creates (its `DefaultExpirationDays`,
+    1-1098), including profiles Amazon Connect creates once the domain is linked. The pipeline's own uploads
+    expire sooner (14 days, per upload job) unless a run refreshes them."""
     pinpoint_project_name: str = "personalize"
     """Name of the Pinpoint project to create."""
     pinpoint_application_id: str | None = None
@@ -44,6 +48,11 @@ class ContextualTargetingSettings:
         if self.workflow_log_level not in WORKFLOW_LOG_LEVELS:
             raise ValueError(
                 f"workflowLogLevel {self.workflow_log_level!r}: choose {' or '.join(WORKFLOW_LOG_LEVELS)}"
+            )
+        if not 1 <= self.customer_profiles_domain_expiration_days <= 1098:
+            raise ValueError(
+                "customer_profiles_domain_expiration_days must be 1..1098, "
+                f"got {self.customer_profiles_domain_expiration_days}"
             )
         for name in (
             "noncurrent_version_retention_days",

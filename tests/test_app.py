@@ -83,3 +83,11 @@ def test_retentions_and_the_queue_wait_come_from_context() -> None:
 def test_a_bad_retention_is_rejected_by_name(context: dict[str, str], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         settings_from_context(cdk.App(context=context))
+
+
+def test_customer_profiles_domain_expiration_comes_from_context() -> None:
+    assert settings_from_context(cdk.App()).customer_profiles_domain_expiration_days == 366
+    app = cdk.App(context={"customerProfilesDomainExpirationDays": "1098"})
+    assert settings_from_context(app).customer_profiles_domain_expiration_days == 1098
+    with pytest.raises(ValueError, match=r"customer_profiles_domain_expiration_days must be 1\.\.1098"):
+        settings_from_context(cdk.App(context={"customerProfilesDomainExpirationDays": "2000"}))

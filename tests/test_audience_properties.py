@@ -147,7 +147,7 @@ def test_every_destination_reads_exactly_the_users_the_split_wrote(
     emails = {user: f"{n}@example.com" for n, user in enumerate(distinct)}
     s3.put_object(Bucket=BUCKET, Key=f"train/{group}/users.csv", Body=contacts_csv(list(emails.items())))
     first = build(s3, group, segment, "run-1")
-    assert {row[0]: row[1] for row in read_csv(s3, BUCKET, first["UploadKey"])[1:]} == emails
+    assert {row[0]: row[1] for row in read_csv(s3, BUCKET, first["Files"][0]["Key"])[1:]} == emails
     assert [row[0] for row in read_csv(s3, BUCKET, first["PendingKey"])[1:]] == distinct
 
     # AND read back as the previous members of a run whose segment is someone else, each is set false
@@ -161,9 +161,9 @@ def test_every_destination_reads_exactly_the_users_the_split_wrote(
         Body=contacts_csv([*emails.items(), ("newcomer-\u2028", "new@example.com")]),
     )
     second = build(s3, group, segment, "run-2")
-    rows = read_csv(s3, BUCKET, second["UploadKey"])[1:]
-    assert {row[0]: (row[1], row[2]) for row in rows} == {
-        **{user: (email, "false") for user, email in emails.items()},
+    rows = [row for upload in second["Files"] for row in read_csv(s3, BUCKET, upload["Key"])[1:]]
+    assert {row[0]: tuple(row[1:]) for row in rows} == {
+        **{user: ("false",) for user in emails},  # a membership change: the key and the flag only
         "newcomer-\u2028": ("new@example.com", "true"),
     }
     assert second["MembersRemoved"] == len(distinct)
@@ -229,7 +229,7 @@ def test_the_contact_join_gives_each_member_only_their_own_contact_data(
     for user, email in rows:
         if user in segment_ids and email.strip():
             expected.setdefault(user, email.strip())
-    uploaded = read_csv(s3, BUCKET, result["UploadKey"])[1:] if result["UploadKey"] else []
+    uploaded = [row for upload in result["Files"] for row in read_csv(s3, BUCKET, upload["Key"])[1:]]
     assert {row[0]: row[1] for row in uploaded} == expected
     assert all(row[2] == "true" for row in uploaded)
     assert len(uploaded) == len(expected) == result["Members"]

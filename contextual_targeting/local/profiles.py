@@ -229,7 +229,8 @@ class CustomerProfilesStandIn:
         return self.jobs[job_id]
 
     def _load(self, job: UploadJob) -> None:
-        """Create or update one profile per row; blank cells leave a profile's value as it was."""
+        """Create or update one profile per row. A blank mapped cell fails its row: what the service does with
+        one is not documented, so the pipeline must never write one, and the demo shows it if it does."""
         assert job.body is not None
         rows = csv.DictReader(io.StringIO(job.body.decode("utf-8"), newline=""))
         for row in rows:
@@ -238,13 +239,16 @@ class CustomerProfilesStandIn:
                 job.results["FailedRecords"] += 1
                 job.status_reason = "rows without a value in the unique key column"
                 continue
+            blank = [column for column in job.fields if not (row.get(column) or "")]
+            if blank:
+                job.results["FailedRecords"] += 1
+                job.status_reason = f"blank mapped cells ({', '.join(blank)}): undocumented behaviour"
+                continue
             created = key not in self.profiles
             profile = self.profiles.setdefault(key, {"Attributes": {}})
             for column, mapping in job.fields.items():
-                value = row.get(column, "")
+                value = row[column]
                 target = str(mapping["Target"]).removeprefix(PROFILE)
-                if not value:
-                    continue
                 if target.startswith(ATTRIBUTES):
                     profile["Attributes"][target.removeprefix(ATTRIBUTES)] = value
                 else:

@@ -223,11 +223,13 @@ def test_the_upload_url_wants_the_jobs_sse_c_headers() -> None:
     assert stand_in.receive(job_id, _headers(token), b"UserId\n") == (200, "")
 
 
-def test_uploads_keep_profiles_and_blank_cells_change_nothing() -> None:
+def test_uploads_keep_profiles_and_a_blank_mapped_cell_fails_its_row() -> None:
+    # GIVEN a segment definition on the attribute, and a first upload of 1 and 2
     stand_in = _profiles()
     attribute = {"segment_x": {"DimensionType": "INCLUSIVE", "Values": ["true"]}}
     groups = {"Groups": [{"Dimensions": [{"ProfileAttributes": {"Attributes": attribute}}]}]}
     stand_in._create_definition({"SegmentDefinitionName": "x", "SegmentGroups": groups})
+    # WHEN a second upload has a blank mapped cell for 1 (the service's behaviour is not documented)
     for body in (
         b"UserId,Email,Member\n1,a@x,true\n2,b@x,true\n",
         b"UserId,Email,Member\n1,,false\n3,c@x,true\n",
@@ -236,9 +238,11 @@ def test_uploads_keep_profiles_and_blank_cells_change_nothing() -> None:
         token = stand_in.get_upload_job_path(DomainName="d", JobId=job_id)["ClientToken"]
         stand_in.receive(job_id, _headers(token), body)
         stand_in._start_job({"JobId": job_id})
-    assert [p["AccountNumber"] for p in stand_in.members("x")] == ["2", "3"]
+    # THEN that row fails, visibly, and changes nothing
+    assert [p["AccountNumber"] for p in stand_in.members("x")] == ["1", "2", "3"]
     assert stand_in.profiles["1"]["EmailAddress"] == "a@x"
-    assert stand_in.jobs[job_id].results == {"CreatedRecords": 1, "UpdatedRecords": 1, "FailedRecords": 0}
+    assert stand_in.jobs[job_id].results == {"CreatedRecords": 1, "UpdatedRecords": 0, "FailedRecords": 1}
+    assert "blank mapped cells (Email)" in stand_in.jobs[job_id].status_reason
 
 
 # ---- the Lambda runtime

@@ -23,6 +23,7 @@ def build(scope: Construct, shared: SharedResources) -> DeployedDestination:
         event_bus=shared.event_bus,
         notification_topic=shared.notification_topic,
         domain_name=shared.settings.customer_profiles_domain_name,
+        domain_expiration_days=shared.settings.customer_profiles_domain_expiration_days,
     )
     importer = CustomerProfilesSegmentImporter(scope, "CustomerProfiles", props=props)
     return DeployedDestination(

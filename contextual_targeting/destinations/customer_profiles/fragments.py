@@ -115,8 +115,9 @@ class WriteUploadFile(Step):
     def __init__(self, scope: Construct, construct_id: str, upload: Upload) -> None:
         super().__init__(scope, construct_id)
         outcomes = upload.outcomes
-        strings = ("Bucket", "UploadKey", "PendingKey", "MembersKey", "ContactsKey", "Definition", "Fields")
-        numbers = ("UserCount", "Members", "UsersWithoutContact", "MembersRemoved", "Rows")
+        strings = ("Bucket", "PendingKey", "MembersKey", "ContactsKey", "Definition")
+        numbers = ("UserCount", "Members", "UsersWithoutContact", "MembersRemoved", "Rows", "FileCount")
+        lists = ("SampleUsersWithoutContact", "Files", "RunFiles")
         write = lambda_task(
             self,
             "Write upload file",
@@ -133,7 +134,7 @@ class WriteUploadFile(Step):
             },
             result_selector={key: sfn.JsonPath.string_at(f"$.{key}") for key in strings}
             | {key: sfn.JsonPath.number_at(f"$.{key}") for key in numbers}
-            | {"SampleUsersWithoutContact": sfn.JsonPath.list_at("$.SampleUsersWithoutContact")},
+            | {key: sfn.JsonPath.list_at(f"$.{key}") for key in lists},
             result_path="$.Upload",
         )
         write.add_catch(
@@ -204,11 +205,22 @@ class EnsureSegmentDefinition(Step):
 
 
 class StartUploadJob(Step):
-    """Create the upload job, send it the upload file, start it."""
+    """Take the next upload file; create its upload job, send it the file, start it."""
 
     def __init__(self, scope: Construct, construct_id: str, upload: Upload) -> None:
         super().__init__(scope, construct_id)
         target = upload.target
+        pick = sfn.Pass(
+            self,
+            "Pick upload file",
+            state_name="Take the next upload file",
+            parameters={
+                "File": sfn.JsonPath.array_get_item(
+                    sfn.JsonPath.list_at("$.Upload.Files"), sfn.JsonPath.number_at("$.Progress.Index")
+                )
+            },
+            result_path="$.Current",
+        )
         create = target.api.call(
             self,
             "Create upload job",
@@ -217,7 +229,8 @@ class StartUploadJob(Step):
             resources=[target.domain_arn],
             parameters={
                 "DisplayName": SEGMENT_NAME,
-                "Fields": sfn.JsonPath.object_at("$.Upload.Fields"),
+                # Only the columns this file has: no mapped cell is ever blank.
+                "Fields": sfn.JsonPath.object_at("$.Current.File.Fields"),
                 "UniqueKey": UNIQUE_KEY,
                 "DataExpiry": target.data_expiry_days,
             },
@@ -233,7 +246,7 @@ class StartUploadJob(Step):
                 "DomainName": target.domain_name,
                 "JobId": UPLOAD_JOB_ID,
                 "Bucket": sfn.JsonPath.string_at("$.Upload.Bucket"),
-                "Key": sfn.JsonPath.string_at("$.Upload.UploadKey"),
+                "Key": sfn.JsonPath.string_at("$.Current.File.Key"),
                 "ExecutionName": sfn.JsonPath.execution_name,
                 "SegmentName": SEGMENT_NAME,
                 "DatasetGroupName": sfn.JsonPath.string_at("$.Segment.DatasetGroupName"),
@@ -259,8 +272,8 @@ class StartUploadJob(Step):
                 upload.outcomes.call_failed(report_id, state_name, job_created=job_created),
                 result_path="$.Error",
             )
-        create.next(send).next(start)
-        self._start = create
+        pick.next(create).next(send).next(start)
+        self._start = pick
         self._ends = [start]
 
 
@@ -306,6 +319,63 @@ class WaitForUploadJob(Step):
             gave_up=outcomes.timed_out,
         )
         self._start = polling.start_state
+
+
+class NextUploadFile(Step):
+    """Add the ended job to the run's totals; take the next upload file, or go on with the totals in
+    `$.Outcome` once every file is uploaded."""
+
+    def __init__(self, scope: Construct, construct_id: str, upload: Upload, *, again: sfn.IChainable) -> None:
+        super().__init__(scope, construct_id)
+        progress = sfn.JsonPath.number_at
+        add_up = sfn.Pass(
+            self,
+            "Add up job",
+            state_name="Add up the upload job",
+            parameters={
+                "Index": sfn.JsonPath.math_add(progress("$.Progress.Index"), 1),
+                "Uploaded": sfn.JsonPath.math_add(
+                    progress("$.Progress.Uploaded"), progress("$.Outcome.Uploaded")
+                ),
+                "Failed": sfn.JsonPath.math_add(progress("$.Progress.Failed"), progress("$.Outcome.Failed")),
+                "Note": sfn.JsonPath.object_at("$.Progress.Note"),
+            },
+            result_path="$.Progress",
+        )
+        # A partial job makes the whole run partial; its reason is the one reported.
+        note = sfn.Pass(
+            self,
+            "Note partial job",
+            state_name="Note the partial upload job",
+            parameters={
+                "Status": "PARTIALLY_SUCCEEDED",
+                "StatusReason": sfn.JsonPath.string_at("$.Outcome.StatusReason"),
+            },
+            result_path="$.Progress.Note",
+        )
+        more = sfn.Choice(self, "More files", state_name="Is there another upload file?")
+        total = sfn.Pass(
+            self,
+            "Total jobs",
+            state_name="Total the upload jobs",
+            parameters={
+                "Uploaded": progress("$.Progress.Uploaded"),
+                "Failed": progress("$.Progress.Failed"),
+                "Status": sfn.JsonPath.string_at("$.Progress.Note.Status"),
+                "StatusReason": sfn.JsonPath.string_at("$.Progress.Note.StatusReason"),
+            },
+            result_path="$.Outcome",
+        )
+        add_up.next(
+            sfn.Choice(self, "Job partial", state_name="Did every record of this job upload?")
+            .when(_status_is("$.Outcome.Status", "PARTIALLY_SUCCEEDED"), note.next(more))
+            .otherwise(more)
+        )
+        more.when(
+            sfn.Condition.number_less_than_json_path("$.Progress.Index", "$.Upload.FileCount"), again
+        ).otherwise(total)
+        self._start = add_up
+        self._ends = [total]
 
 
 class KeepMembers(Step):

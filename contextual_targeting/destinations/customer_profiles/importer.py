@@ -50,6 +50,12 @@ UPLOAD_FILE_MEMORY_MB = 3008
 DEFAULT_CONTACTS_KEY = TRAIN_PREFIX + "{dataset_group}/users.csv"
 DEFAULT_UPLOAD_TIMEOUT = cdk.Duration.hours(6)
 DEFAULT_SLOT_TIMEOUT = cdk.Duration.hours(12)
+# The domain's DefaultExpirationDays covers every profile in it, also those Amazon Connect creates once the
+# domain is linked, not only this pipeline's uploads (which carry their own DataExpiry): a year by default.
+DEFAULT_DOMAIN_EXPIRATION_DAYS = 366
+# CreateDomain DefaultExpirationDays and CreateUploadJob DataExpiry: `expirationDaysInteger`, 1..1098
+# (botocore data/customer-profiles service-2.json).
+MAX_EXPIRATION_DAYS = 1098
 # What grant_read gives on objects, beyond the object wildcard itself.
 READ_FINDINGS = ["Action::s3:GetBucket*", "Action::s3:GetObject*", "Action::s3:List*"]
 
@@ -77,7 +83,11 @@ class CustomerProfilesSegmentImporterProps:
     max_concurrent_uploads: int = 2
     """At most this many segments upload (or wait for their upload job) at a time."""
     data_expiry_days: int = 14
-    """Days Customer Profiles keeps uploaded data (1-1098); a segment must be refreshed within this time."""
+    """Days Customer Profiles keeps the data each upload job brings (its `DataExpiry`, 1-1098); a segment must
+    be refreshed within this time."""
+    domain_expiration_days: int = DEFAULT_DOMAIN_EXPIRATION_DAYS
+    """`DefaultExpirationDays` of the domain this construct creates (1-1098; ignored with `domain_name`): it
+    applies to every profile in the domain, including those Amazon Connect creates once it is linked."""
     state_prefix: str = STATE_PREFIX
     """Key prefix in the data bucket for member files and upload files."""
     upload_timeout: cdk.Duration = DEFAULT_UPLOAD_TIMEOUT
@@ -275,11 +285,16 @@ class CustomerProfilesSegmentImporter(Construct):
                 conditions={"StringEquals": {"aws:SourceAccount": stack.account}},
             )
         )
+        # No DataStore or Matching: neither CreateSegmentDefinition's API reference nor the admin guide's
+        # segment pages (connect/latest/adminguide/segmentation-admin-website.html) name a domain setting
+        # that segments on a custom profile attribute need; AWS::CustomerProfiles::Domain DataStore reads
+        # "Property description not available", the API only "Set to true to enabled data store". Not settled
+        # by the docs: if CreateSegmentDefinition is refused on a live domain, enable DataStore here first.
         domain = customerprofiles.CfnDomain(
             self,
             "Domain",
             domain_name=name,
-            default_expiration_days=props.data_expiry_days,
+            default_expiration_days=props.domain_expiration_days,
             default_encryption_key=key.key_arn,
         )
         domain.apply_removal_policy(cdk.RemovalPolicy.DESTROY)
@@ -299,8 +314,9 @@ def _state_pattern(props: CustomerProfilesSegmentImporterProps) -> str:
 
 def _check_props(props: CustomerProfilesSegmentImporterProps) -> None:
     """Fail at synth on settings the service would reject at run time."""
-    if not 1 <= props.data_expiry_days <= 1098:
-        raise ValueError(f"data_expiry_days: {props.data_expiry_days} is outside 1..1098")
+    for name in ("data_expiry_days", "domain_expiration_days"):
+        if not 1 <= getattr(props, name) <= MAX_EXPIRATION_DAYS:
+            raise ValueError(f"{name}: {getattr(props, name)} is outside 1..{MAX_EXPIRATION_DAYS}")
     if props.max_concurrent_uploads < 1:
         raise ValueError("max_concurrent_uploads must be at least 1")
     if not (props.email_column or props.phone_column):

@@ -127,12 +127,13 @@ class UploadOutcomes:
             sfn.JsonPath.string_at("$.Upload.UsersWithoutContact"),
             sfn.JsonPath.string_at("$.Upload.UserCount"),
             sfn.JsonPath.json_to_string(sfn.JsonPath.list_at("$.Upload.SampleUsersWithoutContact")),
+            sfn.JsonPath.string_at("$.Upload.FileCount"),
             UPLOAD_JOB_ID,
         ]
         summary_format = (
             "Customer Profiles segment {} ({}) updated from {}: {} profiles uploaded ({} members, {} removed "
             "members set to false), {} failed. {} of {} users have no contact data (first ones: {}). "
-            "Upload job {}."
+            "{} upload jobs, the last {}."
         )
         self.succeeded = self._reports.report(
             "Succeeded",
@@ -233,13 +234,7 @@ def _tail(
         resources=[state_objects_arn],
         parameters={
             "Bucket": sfn.JsonPath.string_at("$.Upload.Bucket"),
-            "Delete": {
-                "Objects": [
-                    {"Key": sfn.JsonPath.string_at("$.Upload.UploadKey")},
-                    {"Key": sfn.JsonPath.string_at("$.Upload.PendingKey")},
-                ],
-                "Quiet": True,
-            },
+            "Delete": {"Objects": sfn.JsonPath.list_at("$.Upload.RunFiles"), "Quiet": True},
         },
         result_path=sfn.JsonPath.DISCARD,
     )
@@ -251,8 +246,8 @@ def _tail(
         sfn.Choice(scope, "Wrote files", state_name="Is there an upload file to remove?")
         .when(
             sfn.Condition.and_(
-                sfn.Condition.is_present("$.Upload.UploadKey"),
-                sfn.Condition.not_(sfn.Condition.string_equals("$.Upload.UploadKey", "")),
+                sfn.Condition.is_present("$.Upload.PendingKey"),
+                sfn.Condition.not_(sfn.Condition.string_equals("$.Upload.PendingKey", "")),
             ),
             remove,
         )

@@ -21,6 +21,7 @@ from contextual_targeting.destinations.customer_profiles.fragments import (
     RESULTS_DEFAULTS,
     EnsureSegmentDefinition,
     KeepMembers,
+    NextUploadFile,
     SlotGate,
     StartUploadJob,
     Upload,
@@ -70,11 +71,19 @@ def upload_workflow(
             fields=["SegmentName", "Query", "Bucket", "Key", "UserCount", "DatasetGroupName"],
             Defaults={"Job": JOB_DEFAULTS, "Results": RESULTS_DEFAULTS},
             Slot={"Attempt": 0},
+            Progress={
+                "Index": 0,
+                "Uploaded": 0,
+                "Failed": 0,
+                "Note": {"Status": "SUCCEEDED", "StatusReason": ""},
+            },
         ),
         SlotGate(scope, "SlotGate", upload),
         WriteUploadFile(scope, "WriteUploadFile", upload),
         EnsureSegmentDefinition(scope, "EnsureSegmentDefinition", upload),
-        StartUploadJob(scope, "StartUploadJob", upload),
+        start_job := StartUploadJob(scope, "StartUploadJob", upload),
         WaitForUploadJob(scope, "WaitForUploadJob", upload),
+        # One upload job per upload file (a column set, or a part of one under the size limit).
+        NextUploadFile(scope, "NextUploadFile", upload, again=start_job.start_state),
         KeepMembers(scope, "KeepMembers", upload),
     )

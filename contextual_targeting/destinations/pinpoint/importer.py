@@ -246,7 +246,14 @@ class PinpointSegmentImporter(Construct):
 
     def _may_run_jobs(self, machine: sfn.StateMachine, kind: str, function: lambda_.IFunction) -> None:
         """Let `machine` hand Pinpoint its role; acknowledge the job and Lambda-version wildcards it holds."""
-        self.pinpoint_role.grant_pass_role(machine.role)
+        # Only towards Pinpoint: the role is named in CreateImportJob/CreateExportJob and nowhere else.
+        machine.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["iam:PassRole"],
+                resources=[self.pinpoint_role.role_arn],
+                conditions={"StringEquals": {"iam:PassedToService": PINPOINT_PRINCIPAL}},
+            )
+        )
         acknowledge(
             machine.role,
             "IAM5",

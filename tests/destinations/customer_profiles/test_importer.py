@@ -72,7 +72,7 @@ def test_domain_is_created_linkable_encrypted_and_expiring(template: Template) -
     props = domain["Properties"]
     assert props["DomainName"].startswith("amazon-connect-")
     assert len(props["DomainName"]) <= 64
-    assert props["DefaultExpirationDays"] == 14
+    assert props["DefaultExpirationDays"] == 366
     assert props["DefaultEncryptionKey"]["Fn::GetAtt"][0].startswith("CustomerProfilesDomainKey")
     template.has_resource_properties("AWS::KMS::Key", {"EnableKeyRotation": True})
     key_policy = json.dumps(template.find_resources("AWS::KMS::Key"))
@@ -204,3 +204,19 @@ def test_settings_reach_the_lambdas_and_the_workflow() -> None:
     definition = json.dumps(template.find_resources("AWS::StepFunctions::StateMachine"))
     assert '\\"Limit\\":4' in definition
     assert '\\"DataExpiry\\":30' in definition
+
+
+def test_domain_expiration_is_its_own_and_upload_jobs_keep_their_data_expiry() -> None:
+    # GIVEN a domain that keeps profiles for the maximum, and uploads that expire after 10 days
+    stack, _ = probe(domain_expiration_days=1098, data_expiry_days=10)
+    template = Template.from_stack(stack)
+    # THEN the domain's default covers what Amazon Connect creates, the upload job keeps its DataExpiry
+    template.has_resource_properties("AWS::CustomerProfiles::Domain", {"DefaultExpirationDays": 1098})
+    (machine,) = template.find_resources("AWS::StepFunctions::StateMachine").values()
+    assert '\\"DataExpiry\\":10' in json.dumps(machine["Properties"]["DefinitionString"])
+
+
+@pytest.mark.parametrize("days", [0, 1099])
+def test_domain_expiration_outside_the_api_range_is_refused(days: int) -> None:
+    with pytest.raises(ValueError, match="domain_expiration_days"):
+        probe(domain_expiration_days=days)

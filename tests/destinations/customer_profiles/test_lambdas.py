@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import csv
 import hashlib
 import http.server
 import io
@@ -77,7 +78,7 @@ def test_definition_and_fields_fit_the_api_model() -> None:
         upload_file.ContactColumns(phone="PHONE"),
         upload_file.ContactColumns(email="", phone="P"),
     ):
-        fields = upload_file.fields_mapping(attribute, columns)
+        fields = upload_file.fields_mapping(attribute, upload_file.header(columns))
         validate(
             "CreateUploadJob",
             {
@@ -90,7 +91,7 @@ def test_definition_and_fields_fit_the_api_model() -> None:
         )
         # Every upload column is mapped, and nothing else.
         assert list(fields) == list(upload_file.header(columns))
-    fields = upload_file.fields_mapping(attribute, COLUMNS)
+    fields = upload_file.fields_mapping(attribute, upload_file.header(COLUMNS))
     assert fields["Member"]["Target"] == f"_profile.Attributes.{attribute}"
     assert fields["Email"] == {
         "Source": "_source.Email",
@@ -112,13 +113,15 @@ def test_rows_mark_members_true_and_dropped_members_false() -> None:
         )
     )
     upload_file.count_users_without_contact(users, stats)
-    # THEN members are true in contact-file order, dropped members false, users without contact counted
+    # THEN members are true in contact-file order with their contact data, dropped members false with the key
+    # alone (never a blank cell), users without contact counted
+    with_email, flag_only = ("UserId", "Email", "Member"), ("UserId", "Member")
     assert rows == [
-        ("1", "success+1@simulator.amazonses.com", "true"),
-        ("2", "success+2@simulator.amazonses.com", "false"),
-        ("3", "success+3@simulator.amazonses.com", "true"),
-        ("a,b", "success+ab@simulator.amazonses.com", "true"),
-        ("9", "", "false"),
+        (with_email, ("1", "success+1@simulator.amazonses.com", "true")),
+        (with_email, ("3", "success+3@simulator.amazonses.com", "true")),
+        (with_email, ("a,b", "success+ab@simulator.amazonses.com", "true")),
+        (flag_only, ("2", "false")),
+        (flag_only, ("9", "false")),
     ]
     assert (stats.members, stats.members_removed, stats.users_without_contact) == (3, 2, 1)
     assert stats.sample_users_without_contact == ["404"]
@@ -174,8 +177,13 @@ def read(s3: Any, key: str) -> str:
 
 def test_first_run_writes_the_upload_file_and_the_pending_members(s3: Any) -> None:
     result = build(s3)
-    assert result["UploadKey"] == f"{FOLDER}runs/run-1/upload.csv"
-    assert read(s3, result["UploadKey"]).splitlines() == [
+    (upload,) = result["Files"]
+    assert upload["Key"] == f"{FOLDER}runs/run-1/upload-email-1.csv"
+    assert list(upload["Fields"]) == ["UserId", "Email", "Member"]
+    assert upload["Rows"] == 3
+    assert result["FileCount"] == 1
+    assert result["RunFiles"] == [{"Key": upload["Key"]}, {"Key": result["PendingKey"]}]
+    assert read(s3, upload["Key"]).splitlines() == [
         "UserId,Email,Member",
         "1,success+1@simulator.amazonses.com,true",
         "3,success+3@simulator.amazonses.com,true",
@@ -185,7 +193,7 @@ def test_first_run_writes_the_upload_file_and_the_pending_members(s3: Any) -> No
     assert result["MembersKey"] == f"{FOLDER}members.csv"
     assert (result["Members"], result["UsersWithoutContact"], result["MembersRemoved"]) == (3, 1, 0)
     assert result["SampleUsersWithoutContact"] == ["404"]
-    assert result["UploadBytes"] == len(read(s3, result["UploadKey"]).encode())
+    assert result["UploadBytes"] == upload["Bytes"] == len(read(s3, upload["Key"]).encode())
     assert result["Definition"]["Name"] == "bingewatch-genres-action"
     assert result["Definition"]["DisplayName"] == 'bingewatch: ITEMS.genres = "Action"'
     validate(
@@ -203,9 +211,11 @@ def test_first_run_writes_the_upload_file_and_the_pending_members(s3: Any) -> No
 def test_second_run_sets_dropped_members_false(s3: Any) -> None:
     s3.put_object(Bucket="data-bucket", Key=f"{FOLDER}members.csv", Body=b"UserId\n1\n2\n")
     result = build(s3, run="run-2")
-    rows = read(s3, result["UploadKey"]).splitlines()
-    assert "2,success+2@simulator.amazonses.com,false" in rows
-    assert "1,success+1@simulator.amazonses.com,true" in rows
+    members, dropped = result["Files"]
+    assert read(s3, dropped["Key"]).splitlines() == ["UserId,Member", "2,false"]
+    assert list(dropped["Fields"]) == ["UserId", "Member"]  # a membership change touches nothing else
+    assert dropped["Key"].endswith("/runs/run-2/upload-flag-1.csv")
+    assert "1,success+1@simulator.amazonses.com,true" in read(s3, members["Key"]).splitlines()
     assert result["MembersRemoved"] == 1
     assert read(s3, result["PendingKey"]).splitlines() == ["UserId", "1", "3", '"a,b"']
 
@@ -226,7 +236,8 @@ def test_segment_without_contacts_writes_nothing(s3: Any) -> None:
     s3.put_object(Bucket="data-bucket", Key=SEGMENT_KEY, Body=b"UserId\nghost-1\nghost-2\n")
     result = build(s3)
     assert (result["Members"], result["UserCount"], result["UsersWithoutContact"]) == (0, 2, 2)
-    assert result["UploadKey"] == result["PendingKey"] == ""
+    assert result["PendingKey"] == ""
+    assert result["Files"] == result["RunFiles"] == []
     assert "Contents" not in s3.list_objects_v2(Bucket="data-bucket", Prefix=STATE_PREFIX)
 
 
@@ -251,9 +262,76 @@ def test_large_upload_file_goes_up_in_parts(s3: Any, monkeypatch: pytest.MonkeyP
     # WHEN the file is built
     result = build(s3)
     # THEN the object is whole (multipart completed) and its size is the one reported
-    head = s3.head_object(Bucket="data-bucket", Key=result["UploadKey"])
+    head = s3.head_object(Bucket="data-bucket", Key=result["Files"][0]["Key"])
     assert head["ContentLength"] == result["UploadBytes"] > 5 * 1024 * 1024
     assert result["Members"] == users
+
+
+def test_no_upload_file_has_a_blank_mapped_cell(s3: Any) -> None:
+    # GIVEN contacts with email and phone, email only, phone only, neither; a dropped member with both
+    s3.put_object(Bucket="data-bucket", Key=SEGMENT_KEY, Body=b"UserId\nboth\nmail\nphone\nnone\n")
+    s3.put_object(Bucket="data-bucket", Key=f"{FOLDER}members.csv", Body=b"UserId\nboth\ngone\n")
+    contacts = (
+        "USER_ID,E_MAIL,PHONE\n"
+        "both,b@example.com,+4930123\nmail,m@example.com,\nphone, ,+4930456\nnone,,\ngone,g@example.com,+49\n"
+    )
+    s3.put_object(Bucket="data-bucket", Key="train/bingewatch/users.csv", Body=contacts.encode())
+    # WHEN the upload files are built with an email and a phone column
+    result = upload_file_handler.build_upload(
+        {"Bucket": "data-bucket", "Key": SEGMENT_KEY, "DatasetGroupName": "bingewatch", "RunId": "r"},
+        s3,
+        state_prefix=STATE_PREFIX,
+        contacts_key="train/{dataset_group}/users.csv",
+        columns=upload_file.ContactColumns(phone="PHONE"),
+    )
+    # THEN each column set has its own file, whose Fields map exactly its header, and no cell is blank
+    files = {f["Key"].rsplit("/", 1)[-1]: f for f in result["Files"]}
+    assert list(files) == [
+        "upload-email-phone-1.csv",
+        "upload-email-1.csv",
+        "upload-phone-1.csv",
+        "upload-flag-1.csv",
+    ]
+    bodies = {name: list(csv.reader(io.StringIO(read(s3, f["Key"])))) for name, f in files.items()}
+    assert bodies["upload-email-phone-1.csv"][1] == ["both", "b@example.com", "+4930123", "true"]
+    assert bodies["upload-email-1.csv"][1] == ["mail", "m@example.com", "true"]
+    assert bodies["upload-phone-1.csv"][1] == ["phone", "+4930456", "true"]
+    assert bodies["upload-flag-1.csv"] == [["UserId", "Member"], ["gone", "false"]]
+    for name, body in bodies.items():
+        assert list(files[name]["Fields"]) == body[0]
+        assert all(cell for row in body for cell in row), name
+    assert result["FileCount"] == 4
+    assert len(result["RunFiles"]) == 5
+
+
+def test_an_upload_file_that_would_reach_the_limit_goes_on_in_a_new_part(s3: Any) -> None:
+    # GIVEN a limit that holds the header and two rows of the sample
+    event = {"Bucket": "data-bucket", "Key": SEGMENT_KEY, "DatasetGroupName": "bingewatch", "RunId": "r"}
+    limit = len("UserId,Email,Member\r\n1,success+1@simulator.amazonses.com,true\r\n") * 2
+    # WHEN the files are built
+    result = upload_file_handler.build_upload(
+        event,
+        s3,
+        state_prefix=STATE_PREFIX,
+        contacts_key="train/{dataset_group}/users.csv",
+        columns=COLUMNS,
+        file_limit=limit,
+    )
+    # THEN every part stays under the limit, each starts with the header, and together they hold every row
+    parts = result["Files"]
+    assert [p["Key"].rsplit("/", 1)[-1] for p in parts] == ["upload-email-1.csv", "upload-email-2.csv"]
+    rows = []
+    for part in parts:
+        body = read(s3, part["Key"])
+        assert part["Bytes"] == len(body.encode()) < limit
+        assert body.splitlines()[0] == "UserId,Email,Member"
+        rows += body.splitlines()[1:]
+    assert [r.rsplit(",", 2)[0] for r in rows] == ["1", "3", '"a,b"']
+    assert sum(p["Rows"] for p in parts) == 3
+
+
+def test_the_upload_file_limit_is_the_services_1_gb() -> None:
+    assert upload_file.UPLOAD_FILE_LIMIT == 1_000_000_000
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -44,8 +44,9 @@ def tagged_upload_file(client: Any, seen: dict[str, list[dict[str, str]]]) -> Ca
             columns=COLUMNS,
             tagging=f"{EXPIRY_TAG_KEY}={EXPIRY_TAG_VALUE}",
         )
-        for name in ("UploadKey", "PendingKey"):
-            seen[name] = _tags(client, result[name])
+        for upload in result["Files"]:
+            seen[upload["Key"].rsplit("/", 1)[-1]] = _tags(client, upload["Key"])
+        seen["PendingKey"] = _tags(client, result["PendingKey"])
         return result
 
     return build
@@ -59,7 +60,7 @@ def test_run_files_expire_and_the_member_list_does_not(definition: dict[str, Any
     execution = run(definition, s3_client, Outbox(CUSTOMER_PROFILES_SEGMENT_STATE_CHANGE), **handlers)
     # THEN both run files carried the expiry tag, and the member list copied from one of them does not
     assert execution.status == "SUCCEEDED", execution.summary()
-    assert seen == {"UploadKey": [TAG], "PendingKey": [TAG]}
+    assert seen == {"upload-email-1.csv": [TAG], "PendingKey": [TAG]}
     (copy,) = execution.calls_to("aws-sdk:s3:copyObject")
     assert copy.parameters["TaggingDirective"] == "REPLACE"
     assert _tags(s3_client, f"{FOLDER}members.csv") == []
@@ -88,7 +89,7 @@ def test_large_run_files_are_tagged_too(s3_client: Any, monkeypatch: pytest.Monk
     )
     # THEN the multipart object carries it as well
     assert result["UploadBytes"] > 5 * 1024 * 1024
-    assert _tags(s3_client, result["UploadKey"]) == [TAG]
+    assert _tags(s3_client, result["Files"][0]["Key"]) == [TAG]
 
 
 def test_the_deployed_function_is_told_the_tag(template: Any) -> None:

@@ -189,7 +189,7 @@ def test_first_run_creates_the_definition_uploads_and_keeps_the_members(
         "DomainName": DOMAIN,
         "JobId": JOB_ID,
         "Bucket": "data-bucket",
-        "Key": f"{FOLDER}runs/run-1/upload.csv",
+        "Key": f"{FOLDER}runs/run-1/upload-email-1.csv",
         "ExecutionName": "run-1",
         "SegmentName": "bingewatch-genres-action-genres-20261128T101500",
         "DatasetGroupName": "bingewatch",
@@ -257,8 +257,14 @@ def test_second_run_reuses_the_definition_and_sets_dropped_members_false(
     # THEN it is reused, user 2 (dropped) is uploaded as false, and the member file follows the new segment
     assert execution.status == "SUCCEEDED", execution.summary()
     assert execution.calls_to("aws-sdk:customerprofiles:createSegmentDefinition") == []
-    assert "2,success+2@simulator.amazonses.com,false" in uploaded
     assert "1,success+1@simulator.amazonses.com,true" in uploaded
+    # The membership change goes up in a job of its own, mapping the key and the flag only: no blank cells.
+    assert uploaded[-2:] == ["UserId,Member", "2,false"]
+    jobs = [c.parameters for c in execution.calls_to("aws-sdk:customerprofiles:createUploadJob")]
+    assert [list(job["Fields"]) for job in jobs] == [["UserId", "Email", "Member"], ["UserId", "Member"]]
+    assert len(execution.calls_to("aws-sdk:customerprofiles:startUploadJob")) == 2
+    assert outbox.detail["ProfilesUploaded"] == 6  # both jobs' counts (3 each in the scripted answer)
+    assert "2 upload jobs, the last" in outbox.emails[0]["Message"]
     assert outbox.detail["MembersRemoved"] == 1
     assert outbox.detail["SegmentDefinitionArn"] == DEFINITION_ARN
     body = s3_client.get_object(Bucket="data-bucket", Key=f"{FOLDER}members.csv")["Body"].read()

@@ -196,6 +196,20 @@ def test_workflows_call_pinpoint_on_this_project_only_and_pass_the_role(full_tem
         ]
 
 
+def test_workflows_pass_the_pinpoint_role_to_pinpoint_only(full_template: Template) -> None:
+    # GIVEN the roles of the two Pinpoint workflows
+    for role in ("PinpointPrepareWorkflowRole", "PinpointImportWorkflowRole"):
+        # WHEN we read their iam:PassRole statements
+        passes = [s for s in role_statements(full_template, role) if "iam:PassRole" in statement_actions(s)]
+        # THEN each names the Pinpoint role and lets it go to Pinpoint alone
+        assert passes, role
+        for statement in passes:
+            assert statement["Resource"]["Fn::GetAtt"][0].startswith("PinpointPinpointRole"), statement
+            assert statement["Condition"] == {
+                "StringEquals": {"iam:PassedToService": "pinpoint.amazonaws.com"}
+            }, statement
+
+
 def test_join_lambda_reads_segments_only_and_has_room_for_5m_users(full_template: Template) -> None:
     full_template.has_resource_properties(
         "AWS::Lambda::Function",

@@ -9,20 +9,20 @@ import boto3
 from run_log import logged, put_metrics
 from s3_streams import ObjectWriter, text_lines
 from upload_file import (
+    UPLOAD_FILE_LIMIT,
     ContactColumns,
+    UploadFiles,
     UploadStats,
     attribute_name,
     count_users_without_contact,
     definition_name,
     dropped_members,
     fields_mapping,
-    header,
     read_ids,
     read_segment,
     segment_groups,
     segment_slug,
     upload_rows,
-    write_csv,
 )
 
 
@@ -57,12 +57,15 @@ def build_upload(
     contacts_key: str,
     columns: ContactColumns,
     tagging: str | None = None,
+    file_limit: int = UPLOAD_FILE_LIMIT,
 ) -> dict[str, Any]:
-    """Write `runs/<run>/upload.csv` and `runs/<run>/members.csv` under the segment's state folder.
+    """Write `runs/<run>/upload-<columns>-<part>.csv` and `runs/<run>/members.csv` under the segment's folder.
 
-    Nothing is written when no current member has contact data: the workflow then rejects the segment.
-    `tagging` marks both run files for the bucket's lifecycle (the workflow deletes them, but an execution
-    that times out or is aborted cannot); the member list they become is copied without tags.
+    One upload file per column set (and part, under `file_limit` bytes), each with the `Fields` of its own
+    columns (`Files`, in upload order). Nothing is written when no current member has contact data: the
+    workflow then rejects the segment. `tagging` marks the run files for the bucket's lifecycle (the workflow
+    deletes them, but an execution that times out or is aborted cannot); the member list they become is
+    copied without tags.
     """
     bucket, dataset_group = event["Bucket"], event["DatasetGroupName"]
     slug = segment_slug(event["Key"])
@@ -70,25 +73,21 @@ def build_upload(
     attribute = attribute_name(name)
     folder = f"{state_prefix}{dataset_group}/{slug}/"
     run = f"{folder}runs/{event['RunId']}/"
-    keys = {
-        "MembersKey": f"{folder}members.csv",
-        "UploadKey": f"{run}upload.csv",
-        "PendingKey": f"{run}members.csv",
-    }
+    members_key, pending_key = f"{folder}members.csv", f"{run}members.csv"
     stats = UploadStats()
     users = read_segment(
         text_lines(s3, bucket, event["Key"]), stats, source=f"segment file s3://{bucket}/{event['Key']}"
     )
-    dropped = dropped_members(_previous_members(s3, bucket, keys["MembersKey"]), users, stats)
+    dropped = dropped_members(_previous_members(s3, bucket, members_key), users, stats)
     contacts = contacts_key.format(dataset_group=dataset_group)
-    upload = ObjectWriter(s3, bucket, keys["UploadKey"], tagging=tagging)
-    members = ObjectWriter(s3, bucket, keys["PendingKey"], tagging=tagging)
+    writers: list[ObjectWriter] = []
 
-    def keep_member(row: tuple[str, ...]) -> None:
-        # The next run's previous members: only users uploaded as `true`.
-        if row[-1] == "true":
-            members.write(_csv_line(row[0]))
+    def open_file(file_name: str) -> ObjectWriter:
+        writers.append(ObjectWriter(s3, bucket, f"{run}upload-{file_name}.csv", tagging=tagging))
+        return writers[-1]
 
+    files = UploadFiles(open_file, limit=file_limit)
+    members = ObjectWriter(s3, bucket, pending_key, tagging=tagging)
     members.write(b"UserId\n")
     try:
         # An empty segment is rejected whole: no contact file read, no member set to false.
@@ -104,24 +103,32 @@ def build_upload(
             if users
             else iter(())
         )
-        write_csv(rows, upload.write, header(columns), on_row=keep_member)
+        for file_columns, row in rows:
+            files.add(file_columns, row)
+            if row[-1] == "true":  # the next run's previous members: only users uploaded as `true`
+                members.write(_csv_line(row[0]))
         count_users_without_contact(users, stats)
-        if stats.members:
-            upload.commit()
-            members.commit()
-        else:
-            upload.abort()
-            members.abort()
+        for writer in [*writers, members]:
+            writer.commit() if stats.members else writer.abort()
     except BaseException:
-        upload.abort()
-        members.abort()
+        for writer in [*writers, members]:
+            writer.abort()
         raise
     written = stats.members > 0
+    uploads = files.files if written else []
     return {
         **stats.as_payload(),
-        **{k: (v if written or k == "MembersKey" else "") for k, v in keys.items()},
         "Bucket": bucket,
-        "UploadBytes": upload.size if written else 0,
+        "MembersKey": members_key,
+        "PendingKey": pending_key if written else "",
+        "Files": [
+            {"Key": f.key, "Rows": f.rows, "Bytes": f.size, "Fields": fields_mapping(attribute, f.columns)}
+            for f in uploads
+        ],
+        "FileCount": len(uploads),
+        # What the workflow deletes once it is done: every run file (DeleteObjects `Objects`).
+        "RunFiles": [{"Key": key} for key in [*(f.key for f in uploads), pending_key] if written],
+        "UploadBytes": sum(f.size for f in uploads),
         "ContactsKey": contacts,
         "Definition": {
             "Name": name,
@@ -133,7 +140,6 @@ def build_upload(
             "SegmentGroups": segment_groups(attribute),
         },
         "Attribute": attribute,
-        "Fields": fields_mapping(attribute, columns),
     }
 
 
@@ -157,6 +163,7 @@ def handler(event: dict[str, Any], _context: Any) -> dict[str, Any]:
             phone=os.environ.get("PHONE_COLUMN", ""),
         ),
         tagging=os.environ.get("EXPIRY_TAG") or None,
+        file_limit=int(os.environ.get("UPLOAD_FILE_LIMIT") or UPLOAD_FILE_LIMIT),
     )
     put_metrics(
         {"UsersWithoutContact": result["UsersWithoutContact"]},

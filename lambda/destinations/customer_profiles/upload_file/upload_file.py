@@ -1,9 +1,14 @@
-"""Build a Customer Profiles upload file from a segment, the contact file and the previous members.
+"""Build Customer Profiles upload files from a segment, the contact file and the previous members.
 
 Membership is a profile attribute: current members with contact data get `true`, members of the previous run
 who dropped out get `false`, so the segment definition (attribute = "true") follows the latest run. The
 segment's ids are held in memory (at most 5M per query, as in the Pinpoint join); the contact file and the
 previous member file are streamed once each, and every output row is handed to a writer as it is produced.
+
+No row has a blank mapped cell: whether a blank cell overwrites a profile's value in an upload job is not
+documented, so rows go to one file per set of columns they have (members with email and phone, with email
+only, with phone only; dropped members with the key and the flag only), each uploaded by its own job whose
+`Fields` map only those columns; a file that would reach the service's size limit goes on in a new part.
 """
 
 from __future__ import annotations
@@ -22,6 +27,10 @@ HEADER_USER_ID = "UserId"
 HEADER_EMAIL = "Email"
 HEADER_PHONE = "Phone"
 HEADER_MEMBER = "Member"
+# "The CSV file must be under 1GB in size":
+# https://docs.aws.amazon.com/connect/latest/adminguide/customer-segments-imported-files.html
+# 1 GB read as 10^9 bytes, the smaller of GB and GiB.
+UPLOAD_FILE_LIMIT = 1_000_000_000
 
 
 @dataclass
@@ -143,8 +152,9 @@ def upload_rows(
     stats: UploadStats,
     *,
     source: str = "contact file",
-) -> Iterator[tuple[str, ...]]:
-    """Upload rows (user id, contact values..., member) in contact-file order."""
+) -> Iterator[tuple[tuple[str, ...], tuple[str, ...]]]:
+    """(header, row) of each upload row: members with the contact values they have, in contact-file order,
+    then dropped members with the key and `false` alone (a membership change touches nothing else)."""
     # csv.reader with column indexes: about twice as fast as DictReader on a multi-million-row file.
     reader = csv_records(contacts, source)
     contact_columns = [name for name in (columns.email, columns.phone) if name]
@@ -156,6 +166,7 @@ def upload_rows(
         )
     id_index = fieldnames.index(columns.user_id)
     indexes = [fieldnames.index(name) for name in contact_columns]
+    headers = [h for h, name in ((HEADER_EMAIL, columns.email), (HEADER_PHONE, columns.phone)) if name]
     width = max(id_index, *indexes) + 1
     for record in reader:
         stats.contact_rows += 1
@@ -168,21 +179,20 @@ def upload_rows(
         if users.get(user_id) is False:
             users[user_id] = True
             stats.members += 1
-            member = "true"
+            stats.rows += 1
+            present = [(h, v) for h, v in zip(headers, values, strict=True) if v]
+            yield (
+                (HEADER_USER_ID, *(h for h, _ in present), HEADER_MEMBER),
+                (user_id, *(v for _, v in present), "true"),
+            )
         elif dropped.get(user_id) is False:
             dropped[user_id] = True
-            member = "false"
-        else:
-            continue
-        stats.rows += 1
-        yield (user_id, *values, member)
-    # Dropped members whose contact data is gone still get `false`: the unique key alone finds the profile.
-    blank = ("",) * len(contact_columns)
+    # Dropped members get `false` with the unique key alone: it finds the profile whatever contact is left.
     for user_id, found in dropped.items():
         if not found:
             stats.removed_without_contact += 1
-            stats.rows += 1
-            yield (user_id, *blank, "false")
+        stats.rows += 1
+        yield (HEADER_USER_ID, HEADER_MEMBER), (user_id, "false")
 
 
 def count_users_without_contact(users: dict[str, bool], stats: UploadStats, sample: int = 10) -> None:
@@ -197,41 +207,76 @@ def count_users_without_contact(users: dict[str, bool], stats: UploadStats, samp
 
 
 def header(columns: ContactColumns) -> tuple[str, ...]:
-    """Header of the upload file."""
+    """Every column an upload file may have (each file has the key, the flag and some of these)."""
     contact = [h for h, name in ((HEADER_EMAIL, columns.email), (HEADER_PHONE, columns.phone)) if name]
     return (HEADER_USER_ID, *contact, HEADER_MEMBER)
 
 
-def write_csv(
-    rows: Iterable[tuple[str, ...]],
-    write: Callable[[bytes], Any],
-    first: tuple[str, ...],
-    *,
-    on_row: Callable[[tuple[str, ...]], None] | None = None,
-    chunk: int = 1 << 16,
-) -> int:
-    """Write a UTF-8 CSV (header `first`) through `write` in chunks; return the number of data rows."""
-    buffer = io.StringIO()
-    # CRLF, RFC 4180's record end: csv.writer quotes a field holding any character of its line terminator,
-    # so with "\n" a lone CR in a user id went out unquoted, and a reader breaking lines at CR split the user.
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(first)
-    count = 0
-    for row in rows:
-        writer.writerow(row)
-        count += 1
-        if on_row is not None:
-            on_row(row)
-        if buffer.tell() >= chunk:
-            write(buffer.getvalue().encode("utf-8"))
-            buffer.seek(0)
-            buffer.truncate()
-    write(buffer.getvalue().encode("utf-8"))
-    return count
+def column_set(first: tuple[str, ...]) -> str:
+    """Readable name of a column set: `email-phone`, `email`, `phone`, or `flag` (key and flag only)."""
+    return "-".join(h.lower() for h in first[1:-1]) or "flag"
 
 
-def fields_mapping(attribute: str, columns: ContactColumns) -> dict[str, dict[str, str]]:
-    """CreateUploadJob `Fields`: upload columns (`_source.<col>`) to profile fields (`_profile.<field>`)."""
+@dataclass
+class UploadFile:
+    """One upload file: its columns, its part number within them, and what it holds."""
+
+    columns: tuple[str, ...]
+    part: int
+    key: str
+    writer: Any
+    rows: int = 0
+    size: int = 0
+
+
+class UploadFiles:
+    """Writes rows to one CSV per column set (UTF-8, no BOM, CRLF), starting a new part of a set whenever
+    the next row would take its file to `limit` bytes."""
+
+    def __init__(self, open_file: Callable[[str], Any], *, limit: int = UPLOAD_FILE_LIMIT) -> None:
+        """`open_file(name)` gives a writer (`write(bytes)`) for the file called `name`."""
+        self._open = open_file
+        self._limit = limit
+        self._current: dict[tuple[str, ...], UploadFile] = {}
+        self.files: list[UploadFile] = []
+        self._line = io.StringIO()
+        # CRLF, RFC 4180's record end: csv.writer quotes a field holding any character of its line
+        # terminator: with "\n", a lone CR in a user id went out unquoted and a CR-splitting reader split it.
+        self._csv = csv.writer(self._line, lineterminator="\r\n")
+
+    def _encode(self, row: tuple[str, ...]) -> bytes:
+        self._csv.writerow(row)
+        text = self._line.getvalue()
+        self._line.seek(0)
+        self._line.truncate()
+        return text.encode("utf-8")
+
+    def add(self, columns: tuple[str, ...], row: tuple[str, ...]) -> None:
+        """Write `row` to the current file of `columns`, or to a new one when it would reach the limit."""
+        data = self._encode(row)
+        current = self._current.get(columns)
+        if current is None or current.size + len(data) >= self._limit:
+            part = current.part + 1 if current else 1
+            header = self._encode(columns)
+            if len(header) + len(data) >= self._limit:
+                raise ValueError(f"one upload row is {len(data)} bytes: no file under {self._limit} holds it")
+            name = f"{column_set(columns)}-{part}"
+            writer = self._open(name)
+            current = UploadFile(
+                columns=columns, part=part, key=str(getattr(writer, "key", name)), writer=writer
+            )
+            current.writer.write(header)
+            current.size = len(header)
+            self._current[columns] = current
+            self.files.append(current)
+        current.writer.write(data)
+        current.size += len(data)
+        current.rows += 1
+
+
+def fields_mapping(attribute: str, columns: tuple[str, ...]) -> dict[str, dict[str, str]]:
+    """CreateUploadJob `Fields` of a file with these `columns`: each (`_source.<col>`) to its profile field
+    (`_profile.<field>`), and no other, so no mapped cell is ever blank."""
     targets = {
         HEADER_USER_ID: ("_profile.AccountNumber", "STRING"),
         HEADER_EMAIL: ("_profile.EmailAddress", "EMAIL_ADDRESS"),
@@ -244,5 +289,5 @@ def fields_mapping(attribute: str, columns: ContactColumns) -> dict[str, dict[st
             "Target": targets[column][0],
             "ContentType": targets[column][1],
         }
-        for column in header(columns)
+        for column in columns
     }
