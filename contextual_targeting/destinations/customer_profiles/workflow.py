@@ -1,10 +1,11 @@
 """The Customer Profiles destination's workflow: a ready segment -> upload job -> segment definition.
 
-One execution per `Segment Ready` event: wait for an upload slot, write the upload file (join with the contact
-file, diff with the previous members), make sure the query's segment definition exists, create, send and start
-the upload job, poll it, keep the members for the next run. The steps are fragments (`fragments.py`); every
-outcome goes through one `Report` object and one cleanup/publish/email tail (`outcomes.py`), so the event and
-the email never disagree, and a FAILED report always fails the execution.
+One execution per `Segment Ready` event: wait for an upload slot, write the upload files (join with the
+contact file, diff with the previous members; one file per set of columns its rows have, each under 1 GB),
+make sure the query's segment definition exists, then for each file create, send, start and poll an upload
+job, and keep the members for the next run. The steps are fragments (`fragments.py`); every outcome goes
+through one `Report` object and one cleanup/publish/email tail (`outcomes.py`), so the event and the email
+never disagree, and a FAILED report always fails the execution.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def upload_workflow(
     bus: events.IEventBus,
     topic: sns.ITopic,
 ) -> sfn.Chain:
-    """Upload workflow: `Segment Ready` in, one Customer Profiles upload job and segment definition out."""
+    """Upload workflow: `Segment Ready` in, Customer Profiles upload jobs and one segment definition out."""
     # The reports are made first (every step leads to some of them), then the steps in the order they run:
     # that order places each state in the definition, which a deployed stack must keep.
     outcomes = UploadOutcomes(
