@@ -19,7 +19,6 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct, IConstruct
 
-from contextual_targeting.common.nag import acknowledge
 from contextual_targeting.common.object_trigger import OncePerObjectVersion
 from contextual_targeting.common.workflow_kit import python_function
 from contextual_targeting.contracts.events import CUSTOMER_PROFILES_SEGMENT_STATE_CHANGE, EVENT_SOURCE
@@ -150,11 +149,6 @@ class PipelineOperations(Construct):
             description="Files the profiles uploaded and failed of each Customer Profiles report as metrics",
             memory_size=128,
             timeout=cdk.Duration.seconds(10),
-        )
-        acknowledge(
-            function,
-            "L1",
-            "python3.13 is the project's pinned Lambda runtime (workflow_kit.LAMBDA_RUNTIME).",
         )
         events.Rule(
             self,
