@@ -617,3 +617,58 @@ def _states(definition: dict[str, Any]) -> Iterator[dict[str, Any]]:
 
 def test_fixture_files_exist() -> None:
     assert Path(EVENTS / "segment_ready.json").exists()
+
+
+def _second_run_with_two_jobs(
+    definition: dict[str, Any], s3_client: Any, outbox: Outbox, *job_answers: dict[str, Any]
+) -> Execution:
+    """A run after members 1, 2, 3: one job for the members, one for user 2's `false`, answered in order."""
+    s3_client.put_object(Bucket="data-bucket", Key=f"{FOLDER}members.csv", Body=b"UserId\n1\n2\n3\n")
+    return run(
+        definition,
+        s3_client,
+        outbox,
+        "run-2",
+        **{"aws-sdk:customerprofiles:getUploadJob": job_status(*job_answers)},
+    )
+
+
+def test_a_later_job_that_fails_fails_the_run_and_keeps_the_previous_members(
+    definition: dict[str, Any], s3_client: Any
+) -> None:
+    # GIVEN a run of two upload jobs whose first succeeds and whose second ends FAILED
+    outbox = Outbox(CUSTOMER_PROFILES_SEGMENT_STATE_CHANGE)
+    failed = {"Status": "FAILED", "StatusReason": "INTERNAL_FAILURE"}
+    # WHEN it runs
+    execution = _second_run_with_two_jobs(definition, s3_client, outbox, SUCCEEDED, failed)
+    # THEN the execution fails on the second job, reports it, and the member list is still the previous one,
+    # so the next run uploads everything again (nothing reports success when a step failed)
+    assert execution.status == "FAILED", execution.summary()
+    assert len(execution.calls_to("aws-sdk:customerprofiles:startUploadJob")) == 2
+    assert outbox.detail["Status"] == "FAILED"
+    assert "INTERNAL_FAILURE" in outbox.detail["FailureReason"]
+    body = s3_client.get_object(Bucket="data-bucket", Key=f"{FOLDER}members.csv")["Body"].read()
+    assert body.decode().splitlines() == ["UserId", "1", "2", "3"]
+
+
+def test_a_partial_first_job_makes_the_whole_run_partial_with_every_jobs_counts(
+    definition: dict[str, Any], s3_client: Any
+) -> None:
+    # GIVEN a run of two upload jobs whose first is PARTIALLY_SUCCEEDED and whose second SUCCEEDED
+    outbox = Outbox(CUSTOMER_PROFILES_SEGMENT_STATE_CHANGE)
+    partial = {
+        "Status": "PARTIALLY_SUCCEEDED",
+        "StatusReason": "VALIDATION_FAILURE",
+        "ResultsSummary": {"CreatedRecords": 2, "FailedRecords": 1},
+    }
+    # WHEN it runs
+    execution = _second_run_with_two_jobs(definition, s3_client, outbox, partial, SUCCEEDED)
+    # THEN the run is partial, not succeeded, and its counts add up both jobs
+    assert execution.status == "SUCCEEDED", execution.summary()
+    detail = outbox.detail
+    assert (detail["Status"], detail["ProfilesUploaded"], detail["ProfilesFailed"]) == (
+        "PARTIALLY_SUCCEEDED",
+        2 + 3,
+        1,
+    )
+    assert outbox.emails[0]["Message"].startswith("PARTIAL upload")
